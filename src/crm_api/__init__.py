@@ -1,0 +1,3 @@
+"""crm-api: an API-first, headless CRM backend."""
+
+__version__ = "0.1.0"

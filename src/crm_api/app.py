@@ -1,0 +1,93 @@
+"""create_app(): the FastAPI application."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy import text
+
+import crm_api
+from crm_api import models  # noqa: F401  (every mapper configured before the first request)
+from crm_api.companies.router import router as companies_router
+from crm_api.contacts.router import router as contacts_router
+from crm_api.core.database_url import resolve_database_url
+from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.core.errors import install_problem_handlers, problem_responses
+from crm_api.core.middleware import BodySizeLimit
+from crm_api.settings import Settings, get_settings
+from crm_api.workspaces.router import router as api_keys_router
+
+DESCRIPTION = """\
+A headless CRM: contacts and companies, with cursor pagination, optimistic concurrency
+(`ETag`/`If-Match`), idempotent POSTs (`Idempotency-Key`), upserts by your own ids
+(`external_id`) and RFC 9457 problem details for every error.
+"""
+
+
+def operation_id(route: APIRoute) -> str:
+    """The endpoint function's name, e.g. `contacts_list`: stable names for generated clients."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if getattr(app.state, "engine", None) is not None:  # given by the caller (tests)
+            yield
+            return
+        engine = create_engine(database_url or resolve_database_url(settings), settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="crm-api",
+        version=crm_api.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    v1 = APIRouter(prefix="/v1")
+    for router in (contacts_router, companies_router, api_keys_router):
+        v1.include_router(router)
+    app.include_router(v1)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def health_live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database answers",
+        responses=problem_responses(503),
+    )
+    async def health_ready(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse(
+                {
+                    "type": "https://crm-api.dev/problems/unavailable",
+                    "title": "Service unavailable",
+                    "status": 503,
+                    "detail": "The database does not answer.",
+                    "instance": "/readyz",
+                },
+                status_code=503,
+                media_type="application/problem+json",
+            )
+        return JSONResponse({"status": "ok"})
+
+    return app

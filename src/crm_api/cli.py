@@ -1,0 +1,114 @@
+"""The `crm-api` command."""
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from crm_api.core.database_url import resolve_database_url
+from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.settings import get_settings
+
+app = typer.Typer(
+    help="crm-api: a headless CRM backend.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+openapi_app = typer.Typer(help="The published OpenAPI document.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(openapi_app, name="openapi")
+
+OPENAPI_PATH = Path("openapi/openapi.json")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API server."""
+    from crm_api.app import create_app
+
+    database_url = resolve_database_url(get_settings())
+    uvicorn.run(create_app(database_url=database_url), host=host, port=port, proxy_headers=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from crm_api.migrate import upgrade_to_head
+
+    upgrade_to_head(resolve_database_url(get_settings()))
+    typer.echo("database is up to date")
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: Annotated[str, typer.Argument(help="The workspace's name.")],
+    country: Annotated[
+        str | None, typer.Option(help="Default country (ISO 3166 alpha-2) for phone numbers.")
+    ] = None,
+) -> None:
+    """Create a workspace; its admin API key is printed once, alone on the last line."""
+    from crm_api.workspaces.service import create_workspace
+
+    async def run() -> tuple[str, str]:
+        engine = create_engine(resolve_database_url(get_settings()), get_settings())
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                workspace, _, secret = await create_workspace(
+                    session, name, default_country=country.upper() if country else None
+                )
+                return str(workspace.id), secret
+        finally:
+            await engine.dispose()
+
+    workspace_id, secret = asyncio.run(run())
+    typer.echo(f"workspace {name} created: {workspace_id}")
+    typer.echo("admin API key (shown once):")
+    typer.echo(secret)
+
+
+@app.command()
+def demo() -> None:
+    """Create the demo workspace with sample data on first run; print its API key."""
+    from crm_api.demo import ensure_demo_workspace
+
+    settings = get_settings()
+    key_file = settings.data_dir / "demo-api-key"
+
+    async def run() -> str:
+        engine = create_engine(resolve_database_url(settings), settings)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            known = key_file.read_text().strip() if key_file.exists() else None
+            return await ensure_demo_workspace(sessionmaker, known)
+        finally:
+            await engine.dispose()
+
+    secret = asyncio.run(run())
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(secret + "\n")
+    os.chmod(key_file, 0o600)
+    typer.echo(f"demo workspace ready; its admin API key is also in {key_file}:")
+    typer.echo(secret)
+
+
+@openapi_app.command("export")
+def openapi_export(
+    path: Annotated[Path, typer.Option(help="Where to write the document.")] = OPENAPI_PATH,
+) -> None:
+    """Write the OpenAPI document the app serves."""
+    from crm_api.app import create_app
+
+    document = create_app().openapi()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,47 @@
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+
+from crm_api.companies.models import Company
+from crm_api.companies.schemas import CompanyListParams
+from crm_api.core.pagination import SortField
+from crm_api.core.repository import Repository, record_filters
+from crm_api.core.search import matches_all_terms
+
+COMPANY_ID_SORT = SortField(Company.id, lambda c: c.id, uuid.UUID)
+COMPANY_SORTS = {
+    "created_at": SortField(Company.created_at, lambda c: c.created_at, datetime),
+    "updated_at": SortField(Company.updated_at, lambda c: c.updated_at, datetime),
+    "name": SortField(Company.name, lambda c: c.name, str),
+}
+
+
+class CompanyRepository(Repository[Company]):
+    model = Company
+
+    def list_filters(self, params: CompanyListParams) -> list[ColumnElement[bool]]:
+        where = record_filters(Company, params)
+        if params.q is not None:
+            where.append(matches_all_terms(Company.search_text, params.q))
+        if params.domain is not None:
+            where.append(Company.domain == params.domain)
+        if params.type is not None:
+            where.append(Company.type == params.type)
+        if params.size is not None:
+            where.append(Company.size == params.size)
+        if params.industry is not None:
+            where.append(func.lower(Company.industry) == params.industry.lower())
+        return where
+
+    async def live_ids(self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these ids are companies of the workspace that are not deleted."""
+        if not ids:
+            return set()
+        statement = select(Company.id).where(
+            Company.workspace_id == workspace_id,
+            Company.id.in_(set(ids)),
+            Company.deleted_at.is_(None),
+        )
+        return set((await self.session.execute(statement)).scalars())

@@ -1,0 +1,146 @@
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.companies.models import Company
+from crm_api.companies.repository import COMPANY_ID_SORT, COMPANY_SORTS, CompanyRepository
+from crm_api.companies.schemas import (
+    CompanyCreate,
+    CompanyFields,
+    CompanyListParams,
+    CompanyUpdate,
+    CompanyUpsert,
+)
+from crm_api.contacts.repository import ContactRepository
+from crm_api.core.auth import Principal
+from crm_api.core.db import new_id
+from crm_api.core.errors import InvalidInput
+from crm_api.core.pagination import make_page, page_request
+from crm_api.core.patch import Changes
+from crm_api.core.phones import normalize_phone
+from crm_api.core.records import (
+    apply_fields,
+    bump_version,
+    ensure_external_id_free,
+    get_by_external_id_or_404,
+    get_or_404,
+    soft_delete,
+    upsert_by_external_id,
+)
+
+
+def _apply(company: Company, data: CompanyFields, principal: Principal) -> Changes:
+    def phone(value: str | None) -> str | None:
+        return (
+            normalize_phone(value, principal.default_country, ("body", "phone")) if value else None
+        )
+
+    return apply_fields(company, data, data.model_fields_set, {"phone": phone})
+
+
+def _new_company(data: CompanyFields, principal: Principal) -> Company:
+    company = Company(id=new_id(), workspace_id=principal.workspace_id)
+    _apply(company, data, principal)
+    return company
+
+
+async def create_company(
+    session: AsyncSession, principal: Principal, data: CompanyCreate
+) -> Company:
+    repository = CompanyRepository(session)
+    await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "company")
+    company = _new_company(data, principal)
+    repository.add(company)
+    await session.flush()
+    return company
+
+
+async def get_company(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Company:
+    return await get_or_404(CompanyRepository(session), principal.workspace_id, id, "company")
+
+
+async def get_company_by_external_id(
+    session: AsyncSession, principal: Principal, external_id: str
+) -> Company:
+    return await get_by_external_id_or_404(
+        CompanyRepository(session), principal.workspace_id, external_id, "company"
+    )
+
+
+async def list_companies(
+    session: AsyncSession, principal: Principal, params: CompanyListParams
+) -> tuple[Sequence[Company], str | None]:
+    repository = CompanyRepository(session)
+    page = page_request(
+        sort=params.sort,
+        allowed_sorts=COMPANY_SORTS,
+        id_field=COMPANY_ID_SORT,
+        filters=params.filters(),
+        cursor=params.cursor,
+        limit=params.limit,
+    )
+    rows = await repository.list_page(principal.workspace_id, repository.list_filters(params), page)
+    return make_page(rows, page)
+
+
+async def update_company(
+    session: AsyncSession,
+    principal: Principal,
+    id: uuid.UUID,
+    data: CompanyUpdate,
+    if_match: str | None,
+) -> Company:
+    repository = CompanyRepository(session)
+    company = await get_or_404(
+        repository, principal.workspace_id, id, "company", for_update=True, if_match=if_match
+    )
+    if "external_id" in data.model_fields_set and data.external_id != company.external_id:
+        await ensure_external_id_free(
+            repository, principal.workspace_id, data.external_id, "company"
+        )
+    bump_version(company, _apply(company, data, principal))
+    await session.flush()
+    return company
+
+
+async def upsert_company(
+    session: AsyncSession, principal: Principal, external_id: str, data: CompanyUpsert
+) -> tuple[Company, bool]:
+    async def create() -> Company:
+        if data.name is None:
+            raise InvalidInput(("body", "name"), "`name` is required to create a company.")
+        company = _new_company(data, principal)
+        company.external_id = external_id
+        CompanyRepository(session).add(company)
+        return company
+
+    async def update(company: Company) -> Changes:
+        changes = _apply(company, data, principal)
+        bump_version(company, changes)
+        return changes
+
+    if "external_id" in data.model_fields_set and data.external_id != external_id:
+        raise InvalidInput(("body", "external_id"), "Differs from the external id in the path.")
+    company, created, _ = await upsert_by_external_id(
+        session, CompanyRepository(session), principal.workspace_id, external_id, create, update
+    )
+    await session.flush()
+    return company, created
+
+
+async def delete_company(
+    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
+) -> None:
+    company = await get_or_404(
+        CompanyRepository(session),
+        principal.workspace_id,
+        id,
+        "company",
+        for_update=True,
+        if_match=if_match,
+    )
+    soft_delete(company)
+    # Its contacts stay, no longer linked to a company that is gone.
+    await ContactRepository(session).detach_from_company(principal.workspace_id, company.id)
+    await session.flush()

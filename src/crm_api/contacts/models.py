@@ -1,0 +1,141 @@
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    PrimaryKeyConstraint,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, RecordMixin
+from crm_api.core.errors import register_constraint
+
+LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "customer", "churned")
+LIVE = text("deleted_at IS NULL")
+
+
+def unknown_consent() -> dict[str, Any]:
+    return {channel: {"status": "unknown", "updated_at": None} for channel in ("email", "sms")}
+
+
+class Contact(RecordMixin, Base):
+    __tablename__ = "contacts"
+    __mapper_args__ = {"eager_defaults": True}
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["workspace_id", "company_id"], ["companies.workspace_id", "companies.id"]
+        ),
+        CheckConstraint(f"lifecycle_stage IN {LIFECYCLE_STAGES}", name="lifecycle_stage"),
+        Index(
+            "uq_contacts_workspace_id_external_id",
+            "workspace_id",
+            "external_id",
+            unique=True,
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_workspace_id_created_at_id",
+            "workspace_id",
+            "created_at",
+            "id",
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_workspace_id_updated_at_id",
+            "workspace_id",
+            "updated_at",
+            "id",
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_workspace_id_last_name_id",
+            "workspace_id",
+            text("coalesce(last_name, '')"),
+            "id",
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_workspace_id_company_id",
+            "workspace_id",
+            "company_id",
+            postgresql_where=LIVE,
+        ),
+        Index(
+            "ix_contacts_workspace_id_owner_id", "workspace_id", "owner_id", postgresql_where=LIVE
+        ),
+        Index(
+            "ix_contacts_workspace_id_lifecycle_stage_created_at",
+            "workspace_id",
+            "lifecycle_stage",
+            "created_at",
+            postgresql_where=LIVE,
+        ),
+        Index("ix_contacts_tags", "tags", postgresql_using="gin", postgresql_where=LIVE),
+        Index(
+            "ix_contacts_workspace_id_search_text",
+            "workspace_id",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            postgresql_where=LIVE,
+        ),
+    )
+
+    first_name: Mapped[str | None] = mapped_column(Text, default=None)
+    last_name: Mapped[str | None] = mapped_column(Text, default=None)
+    email: Mapped[str | None] = mapped_column(Text, default=None)
+    additional_emails: Mapped[list[str]] = mapped_column(default=list, server_default="{}")
+    phone: Mapped[str | None] = mapped_column(Text, default=None)
+    additional_phones: Mapped[list[str]] = mapped_column(default=list, server_default="{}")
+    address: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    birthday: Mapped[date | None] = mapped_column(default=None)
+    lifecycle_stage: Mapped[str | None] = mapped_column(Text, default=None)
+    source: Mapped[str | None] = mapped_column(Text, default=None)
+    tags: Mapped[list[str]] = mapped_column(default=list, server_default="{}")
+    consent: Mapped[dict[str, Any]] = mapped_column(JSONB, default=unknown_consent)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # Folded names, emails, phone digits and the company's name, kept by the trigger
+    # crm_contact_search_text (see the foundation migration); never written by the app.
+    search_text: Mapped[str] = mapped_column(Text, server_default="", deferred=True)
+
+
+class ContactEmail(Base):
+    """Which live contact holds each address: the primary key makes addresses unique per
+    workspace, whether primary or additional."""
+
+    __tablename__ = "contact_emails"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "email"),
+        ForeignKeyConstraint(
+            ["workspace_id", "contact_id"],
+            ["contacts.workspace_id", "contacts.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_contact_emails_workspace_id_contact_id", "workspace_id", "contact_id"),
+    )
+
+    workspace_id: Mapped[uuid.UUID]
+    email: Mapped[str] = mapped_column(Text)
+    contact_id: Mapped[uuid.UUID]
+
+
+register_constraint(
+    "uq_contacts_workspace_id_external_id",
+    409,
+    ("body", "external_id"),
+    "Another contact already has this external_id.",
+)
+register_constraint(
+    "fk_contacts_workspace_id_company_id_companies",
+    422,
+    ("body", "company_id"),
+    "No company with this id.",
+)

@@ -1,0 +1,98 @@
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from crm_api.contacts.models import Contact, ContactEmail
+from crm_api.contacts.schemas import ContactListParams
+from crm_api.core.pagination import SortField
+from crm_api.core.repository import Repository, record_filters
+from crm_api.core.search import matches_all_terms
+
+CONTACT_ID_SORT = SortField(Contact.id, lambda c: c.id, uuid.UUID)
+CONTACT_SORTS = {
+    "created_at": SortField(Contact.created_at, lambda c: c.created_at, datetime),
+    "updated_at": SortField(Contact.updated_at, lambda c: c.updated_at, datetime),
+    "last_name": SortField(func.coalesce(Contact.last_name, ""), lambda c: c.last_name or "", str),
+}
+
+
+class ContactRepository(Repository[Contact]):
+    model = Contact
+
+    def list_filters(self, params: ContactListParams) -> list[ColumnElement[bool]]:
+        where = record_filters(Contact, params)
+        if params.q is not None:
+            where.append(matches_all_terms(Contact.search_text, params.q))
+        if params.email is not None:
+            where.append(
+                Contact.id.in_(
+                    select(ContactEmail.contact_id).where(
+                        ContactEmail.workspace_id == Contact.workspace_id,
+                        ContactEmail.email == params.email,
+                    )
+                )
+            )
+        if params.lifecycle_stage is not None:
+            where.append(Contact.lifecycle_stage == params.lifecycle_stage)
+        if params.company_id is not None:
+            where.append(Contact.company_id == params.company_id)
+        return where
+
+    async def claim_emails(
+        self, workspace_id: uuid.UUID, owners: Iterable[tuple[str, uuid.UUID]]
+    ) -> dict[str, uuid.UUID]:
+        """Record each (email, contact) pair; return the emails another contact already holds,
+        with that contact's id. A concurrent claim waits for the other transaction to end."""
+        rows = [{"workspace_id": workspace_id, "email": e, "contact_id": c} for e, c in owners]
+        if not rows:
+            return {}
+        wanted = {row["email"]: row["contact_id"] for row in rows}
+        inserted = (
+            await self.session.execute(
+                insert(ContactEmail)
+                .values(rows)
+                .on_conflict_do_nothing()
+                .returning(ContactEmail.email, ContactEmail.contact_id)
+            )
+        ).all()
+        claimed = {email: contact_id for email, contact_id in inserted}
+        missing = [email for email in wanted if claimed.get(email) != wanted[email]]
+        if not missing:
+            return {}
+        holders = await self.session.execute(
+            select(ContactEmail.email, ContactEmail.contact_id).where(
+                ContactEmail.workspace_id == workspace_id, ContactEmail.email.in_(missing)
+            )
+        )
+        # Also catches two contacts of one statement claiming one address: the first one wins.
+        return {email: holder for email, holder in holders if holder != wanted[email]}
+
+    async def release_emails(
+        self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
+    ) -> None:
+        if contact_ids:
+            await self.session.execute(
+                delete(ContactEmail).where(
+                    ContactEmail.workspace_id == workspace_id,
+                    ContactEmail.contact_id.in_(contact_ids),
+                )
+            )
+
+    async def detach_from_company(
+        self, workspace_id: uuid.UUID, company_id: uuid.UUID
+    ) -> list[uuid.UUID]:
+        result = await self.session.execute(
+            update(Contact)
+            .where(
+                Contact.workspace_id == workspace_id,
+                Contact.company_id == company_id,
+                Contact.deleted_at.is_(None),
+            )
+            .values(company_id=None, version=Contact.version + 1, updated_at=func.now())
+            .returning(Contact.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list(result.scalars())

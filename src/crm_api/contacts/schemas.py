@@ -1,0 +1,197 @@
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, EmailStr, Field
+
+from crm_api.core.errors import Problem
+from crm_api.core.pagination import Page
+from crm_api.core.schemas import (
+    Address,
+    CustomFields,
+    ExternalId,
+    InputSchema,
+    ListParams,
+    PhoneInput,
+    ReadSchema,
+    ShortText,
+    Tag,
+    Tags,
+    UtcDatetime,
+    unique_tags,
+)
+
+
+class LifecycleStage(StrEnum):
+    subscriber = "subscriber"
+    lead = "lead"
+    qualified = "qualified"
+    customer = "customer"
+    churned = "churned"
+
+
+class ConsentStatus(StrEnum):
+    granted = "granted"
+    denied = "denied"
+    unknown = "unknown"
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+def _plausible_birthday(value: date) -> date:
+    if not date(1900, 1, 1) <= value <= date.today():
+        raise ValueError("must be between 1900-01-01 and today")
+    return value
+
+
+Email = Annotated[
+    EmailStr,
+    AfterValidator(_lower),
+    Field(description="Stored lower-case; unique among the workspace's live contacts."),
+]
+
+
+class ConsentInput(InputSchema):
+    """Set a channel's status; its `updated_at` is stamped when the status changes."""
+
+    email: ConsentStatus | None = None
+    sms: ConsentStatus | None = None
+
+
+class ChannelConsent(ReadSchema):
+    status: ConsentStatus
+    updated_at: datetime | None
+
+
+class Consent(ReadSchema):
+    email: ChannelConsent
+    sms: ChannelConsent
+
+
+class ContactFields(InputSchema):
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    email: Email | None = None
+    additional_emails: Annotated[list[Email], Field(max_length=20)] | None = None
+    phone: PhoneInput | None = None
+    additional_phones: Annotated[list[PhoneInput], Field(max_length=20)] | None = None
+    address: Address | None = None
+    birthday: Annotated[date, AfterValidator(_plausible_birthday)] | None = None
+    lifecycle_stage: LifecycleStage | None = None
+    source: Annotated[ShortText, Field(max_length=100, examples=["web_form"])] | None = None
+    tags: Annotated[Tags, AfterValidator(unique_tags)] | None = None
+    consent: ConsentInput | None = None
+    owner_id: uuid.UUID | None = None
+    company_id: uuid.UUID | None = None
+    custom_fields: CustomFields | None = None
+
+
+class ContactCreate(ContactFields):
+    """A new contact: at least one of first_name, last_name, email or phone."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "first_name": "Lan",
+                    "last_name": "Nguyễn",
+                    "email": "lan.nguyen@example.com",
+                    "phone": "+84 28 3822 1234",
+                    "lifecycle_stage": "lead",
+                    "tags": ["newsletter"],
+                    "consent": {"email": "granted"},
+                    "external_id": "ERP-C-5531",
+                }
+            ]
+        }
+    }
+
+    external_id: ExternalId | None = None
+
+
+class ContactUpdate(ContactFields):
+    """Only the fields sent change; `null` clears a field; objects merge (RFC 7396)."""
+
+    external_id: ExternalId | None = None
+
+
+class ContactUpsert(ContactUpdate):
+    """Upsert by external id: creates the contact with these fields, or updates them."""
+
+
+class ContactUpsertItem(ContactFields):
+    external_id: ExternalId
+
+
+class ContactBatchUpsert(InputSchema):
+    items: Annotated[list[ContactUpsertItem], Field(min_length=1, max_length=1000)]
+
+
+class BatchItemStatus(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+    error = "error"
+
+
+class BatchItemResult(ReadSchema):
+    index: int = Field(description="Position of the item in the request.")
+    external_id: str
+    status: BatchItemStatus
+    id: uuid.UUID | None = None
+    version: int | None = None
+    error: Problem | None = None
+
+
+class BatchUpsertResult(ReadSchema):
+    results: list[BatchItemResult] = Field(description="One per item, in input order.")
+
+
+class ContactRead(ReadSchema):
+    id: uuid.UUID
+    external_id: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    additional_emails: list[str]
+    phone: str | None
+    additional_phones: list[str]
+    address: Address | None
+    birthday: date | None
+    lifecycle_stage: LifecycleStage | None
+    source: str | None
+    tags: list[str]
+    consent: Consent
+    owner_id: uuid.UUID | None
+    company_id: uuid.UUID | None
+    custom_fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ContactPage(Page[ContactRead]):
+    pass
+
+
+class ContactListParams(ListParams):
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Words found, accent- and case-insensitively, in names, emails, phones or "
+        "the company's name; each word may be a fragment.",
+    )
+    email: Email | None = Field(default=None, description="Any of the contact's addresses.")
+    lifecycle_stage: LifecycleStage | None = None
+    tag: Tag | None = None
+    owner_id: uuid.UUID | None = None
+    company_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
+    created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
+    created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
+    updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
+    updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")

@@ -1,0 +1,380 @@
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.companies.repository import CompanyRepository
+from crm_api.contacts.models import Contact, unknown_consent
+from crm_api.contacts.repository import CONTACT_ID_SORT, CONTACT_SORTS, ContactRepository
+from crm_api.contacts.schemas import (
+    BatchItemResult,
+    BatchItemStatus,
+    ConsentInput,
+    ContactCreate,
+    ContactFields,
+    ContactListParams,
+    ContactUpdate,
+    ContactUpsert,
+    ContactUpsertItem,
+)
+from crm_api.core.auth import Principal
+from crm_api.core.db import new_id
+from crm_api.core.errors import Conflict, InvalidInput, ProblemError
+from crm_api.core.pagination import make_page, page_request
+from crm_api.core.patch import Changes, assign
+from crm_api.core.phones import normalize_phone
+from crm_api.core.records import (
+    apply_fields,
+    bump_version,
+    ensure_external_id_free,
+    get_by_external_id_or_404,
+    get_or_404,
+    soft_delete,
+    upsert_by_external_id,
+)
+
+IDENTIFYING_FIELDS = ("first_name", "last_name", "email", "phone")
+EMAIL_FIELDS = {"email", "additional_emails"}
+
+
+class EmailTaken(Conflict):
+    slug, title = "email-taken", "Email address taken"
+
+
+def _apply(contact: Contact, data: ContactFields, principal: Principal) -> Changes:
+    """Normalise and write the sent fields; the contact must stay identifiable."""
+    country = principal.default_country
+
+    def phone(value: str | None) -> str | None:
+        return normalize_phone(value, country, ("body", "phone")) if value else None
+
+    def additional_phones(values: list[str] | None) -> list[str]:
+        phones = [
+            normalize_phone(v, country, ("body", "additional_phones", i))
+            for i, v in enumerate(values or [])
+        ]
+        return list(dict.fromkeys(phones))
+
+    def consent(value: ConsentInput | None) -> dict[str, Any]:
+        result = dict(contact.consent)
+        now = datetime.now(UTC).isoformat()
+        for channel, status in (value.model_dump(exclude_none=True) if value else {}).items():
+            if result[channel]["status"] != status:
+                result[channel] = {"status": str(status), "updated_at": now}
+        return result
+
+    converters = {
+        "phone": phone,
+        "additional_phones": additional_phones,
+        "consent": consent,
+        "additional_emails": lambda values: list(dict.fromkeys(values or [])),
+    }
+    changes = apply_fields(contact, data, data.model_fields_set, converters)
+    # The primary address or number is not repeated among the additional ones.
+    additional = [e for e in contact.additional_emails if e != contact.email]
+    assign(contact, changes, "additional_emails", additional)
+    additional = [p for p in contact.additional_phones if p != contact.phone]
+    assign(contact, changes, "additional_phones", additional)
+    if not any(getattr(contact, field) for field in IDENTIFYING_FIELDS):
+        for field, (old, _) in changes.items():
+            setattr(contact, field, old)
+        raise InvalidInput(
+            ("body",), "A contact needs at least one of first_name, last_name, email or phone."
+        )
+    return changes
+
+
+def _emails_of(contact: Contact) -> list[str]:
+    return [e for e in [contact.email, *contact.additional_emails] if e]
+
+
+async def _check_company(session: AsyncSession, principal: Principal, data: ContactFields) -> None:
+    if data.company_id is None:
+        return
+    live = await CompanyRepository(session).live_ids(principal.workspace_id, [data.company_id])
+    if data.company_id not in live:
+        raise InvalidInput(("body", "company_id"), f"No company with id {data.company_id}.")
+
+
+async def _claim_emails(
+    repository: ContactRepository, principal: Principal, contacts: Sequence[Contact]
+) -> None:
+    owners = [(email, c.id) for c in contacts for email in _emails_of(c)]
+    taken = await repository.claim_emails(principal.workspace_id, owners)
+    if taken:
+        email, holder = next(iter(taken.items()))
+        raise EmailTaken(
+            f"{email} already belongs to contact {holder}.",
+            existing_id=str(holder),
+            errors=[{"loc": ["body", "email"], "msg": "address taken", "type": "email_taken"}],
+        )
+
+
+async def _insert(session: AsyncSession, principal: Principal, contacts: Sequence[Contact]) -> None:
+    repository = ContactRepository(session)
+    for contact in contacts:
+        repository.add(contact)
+    await session.flush()
+    await _claim_emails(repository, principal, contacts)
+
+
+async def _save_changes(
+    session: AsyncSession, principal: Principal, changed: Sequence[tuple[Contact, Changes]]
+) -> None:
+    repository = ContactRepository(session)
+    for contact, changes in changed:
+        bump_version(contact, changes)
+    await session.flush()
+    moved = [c for c, changes in changed if EMAIL_FIELDS & changes.keys()]
+    await repository.release_emails(principal.workspace_id, [c.id for c in moved])
+    await _claim_emails(repository, principal, moved)
+
+
+def _new_contact(data: ContactFields, principal: Principal, external_id: str | None) -> Contact:
+    contact = Contact(
+        id=new_id(),
+        workspace_id=principal.workspace_id,
+        external_id=external_id,
+        additional_emails=[],
+        additional_phones=[],
+        tags=[],
+        custom_fields={},
+        consent=unknown_consent(),
+    )
+    _apply(contact, data, principal)
+    return contact
+
+
+async def create_contact(
+    session: AsyncSession, principal: Principal, data: ContactCreate
+) -> Contact:
+    repository = ContactRepository(session)
+    await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "contact")
+    await _check_company(session, principal, data)
+    contact = _new_contact(data, principal, data.external_id)
+    await _insert(session, principal, [contact])
+    return contact
+
+
+async def get_contact(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Contact:
+    return await get_or_404(ContactRepository(session), principal.workspace_id, id, "contact")
+
+
+async def list_contacts(
+    session: AsyncSession, principal: Principal, params: ContactListParams
+) -> tuple[Sequence[Contact], str | None]:
+    repository = ContactRepository(session)
+    page = page_request(
+        sort=params.sort,
+        allowed_sorts=CONTACT_SORTS,
+        id_field=CONTACT_ID_SORT,
+        filters=params.filters(),
+        cursor=params.cursor,
+        limit=params.limit,
+    )
+    rows = await repository.list_page(principal.workspace_id, repository.list_filters(params), page)
+    return make_page(rows, page)
+
+
+async def list_company_contacts(
+    session: AsyncSession, principal: Principal, company_id: uuid.UUID, params: ContactListParams
+) -> tuple[Sequence[Contact], str | None]:
+    await get_or_404(CompanyRepository(session), principal.workspace_id, company_id, "company")
+    return await list_contacts(
+        session, principal, params.model_copy(update={"company_id": company_id})
+    )
+
+
+async def update_contact(
+    session: AsyncSession,
+    principal: Principal,
+    id: uuid.UUID,
+    data: ContactUpdate,
+    if_match: str | None,
+) -> Contact:
+    repository = ContactRepository(session)
+    contact = await get_or_404(
+        repository, principal.workspace_id, id, "contact", for_update=True, if_match=if_match
+    )
+    if "external_id" in data.model_fields_set and data.external_id != contact.external_id:
+        await ensure_external_id_free(
+            repository, principal.workspace_id, data.external_id, "contact"
+        )
+    await _check_company(session, principal, data)
+    changes = _apply(contact, data, principal)
+    await _save_changes(session, principal, [(contact, changes)])
+    return contact
+
+
+async def delete_contact(
+    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
+) -> None:
+    repository = ContactRepository(session)
+    contact = await get_or_404(
+        repository, principal.workspace_id, id, "contact", for_update=True, if_match=if_match
+    )
+    soft_delete(contact)
+    await session.flush()
+    # Its addresses are free again for other contacts.
+    await repository.release_emails(principal.workspace_id, [contact.id])
+
+
+async def upsert_contact(
+    session: AsyncSession, principal: Principal, external_id: str, data: ContactUpsert
+) -> tuple[Contact, bool]:
+    if "external_id" in data.model_fields_set and data.external_id != external_id:
+        raise InvalidInput(("body", "external_id"), "Differs from the external id in the path.")
+    contact, created, _ = await _upsert_one(session, principal, external_id, data)
+    return contact, created
+
+
+async def _upsert_one(
+    session: AsyncSession, principal: Principal, external_id: str, data: ContactFields
+) -> tuple[Contact, bool, Changes]:
+    await _check_company(session, principal, data)
+
+    async def create() -> Contact:
+        contact = _new_contact(data, principal, external_id)
+        await _insert(session, principal, [contact])
+        return contact
+
+    async def update(contact: Contact) -> Changes:
+        changes = _apply(contact, data, principal)
+        await _save_changes(session, principal, [(contact, changes)])
+        return changes
+
+    return await upsert_by_external_id(
+        session, ContactRepository(session), principal.workspace_id, external_id, create, update
+    )
+
+
+@dataclass
+class _Planned:
+    index: int
+    item: ContactUpsertItem
+    contact: Contact
+    created: bool
+    changes: Changes
+
+
+async def batch_upsert_contacts(
+    session: AsyncSession, principal: Principal, items: Sequence[ContactUpsertItem]
+) -> list[BatchItemResult]:
+    """Upsert up to 1,000 contacts by external id. An item that fails changes nothing and gets
+    its problem in its result; the others are applied. All of them in one statement per step
+    when nothing conflicts; item by item, each in a savepoint, when something does."""
+    results: dict[int, BatchItemResult] = {}
+    valid = await _prevalidate(session, principal, items, results)
+    try:
+        async with session.begin_nested():
+            planned = await _plan(session, principal, valid, results)
+            # Updates first: an address one item gives up may be taken by a new contact.
+            await _save_changes(
+                session, principal, [(p.contact, p.changes) for p in planned if not p.created]
+            )
+            await _insert(session, principal, [p.contact for p in planned if p.created])
+        for p in planned:
+            results[p.index] = _result(p.index, p.item, p.contact, p.created, p.changes)
+    except (ProblemError, IntegrityError):
+        for index, item in valid:
+            try:
+                async with session.begin_nested():
+                    contact, created, changes = await _upsert_one(
+                        session, principal, item.external_id, item
+                    )
+                results[index] = _result(index, item, contact, created, changes)
+            except ProblemError as error:
+                results[index] = _error(index, item, error)
+    return [results[i] for i in range(len(items))]
+
+
+async def _prevalidate(
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[ContactUpsertItem],
+    results: dict[int, BatchItemResult],
+) -> list[tuple[int, ContactUpsertItem]]:
+    seen: set[str] = set()
+    company_ids = [item.company_id for item in items if item.company_id is not None]
+    live_companies = await CompanyRepository(session).live_ids(principal.workspace_id, company_ids)
+    valid = []
+    for index, item in enumerate(items):
+        if item.external_id in seen:
+            error = InvalidInput(
+                ("body", "items", index, "external_id"), "Repeats an earlier item's external_id."
+            )
+            results[index] = _error(index, item, error)
+        elif item.company_id is not None and item.company_id not in live_companies:
+            error = InvalidInput(
+                ("body", "items", index, "company_id"), f"No company with id {item.company_id}."
+            )
+            results[index] = _error(index, item, error)
+        else:
+            valid.append((index, item))
+        seen.add(item.external_id)
+    return valid
+
+
+async def _plan(
+    session: AsyncSession,
+    principal: Principal,
+    valid: Sequence[tuple[int, ContactUpsertItem]],
+    results: dict[int, BatchItemResult],
+) -> list[_Planned]:
+    existing = await ContactRepository(session).get_by_external_ids(
+        principal.workspace_id, [item.external_id for _, item in valid], for_update=True
+    )
+    planned = []
+    for index, item in valid:
+        try:
+            contact = existing.get(item.external_id)
+            if contact is None:
+                planned.append(
+                    _Planned(index, item, _new_contact(item, principal, item.external_id), True, {})
+                )
+            else:
+                planned.append(
+                    _Planned(index, item, contact, False, _apply(contact, item, principal))
+                )
+        except ProblemError as error:
+            results[index] = _error(index, item, error)
+    return planned
+
+
+def _result(
+    index: int, item: ContactUpsertItem, contact: Contact, created: bool, changes: Changes
+) -> BatchItemResult:
+    if created:
+        status = BatchItemStatus.created
+    else:
+        status = BatchItemStatus.updated if changes else BatchItemStatus.unchanged
+    return BatchItemResult(
+        index=index,
+        external_id=item.external_id,
+        status=status,
+        id=contact.id,
+        version=contact.version,
+    )
+
+
+def _error(index: int, item: ContactUpsertItem, error: ProblemError) -> BatchItemResult:
+    return BatchItemResult.model_validate(
+        {
+            "index": index,
+            "external_id": item.external_id,
+            "status": BatchItemStatus.error,
+            "error": error.body(f"/v1/contacts/batch/upsert#items/{index}"),
+        }
+    )
+
+
+async def get_contact_by_external_id(
+    session: AsyncSession, principal: Principal, external_id: str
+) -> Contact:
+    return await get_by_external_id_or_404(
+        ContactRepository(session), principal.workspace_id, external_id, "contact"
+    )

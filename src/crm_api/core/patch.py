@@ -1,0 +1,26 @@
+"""Applying writes to ORM records: only real changes count, and they are reported."""
+
+from typing import Any
+
+# field → (old, new); empty when nothing changed.
+Changes = dict[str, tuple[Any, Any]]
+
+
+def assign(record: Any, changes: Changes, field: str, value: Any) -> None:
+    old = getattr(record, field)
+    if old != value:
+        setattr(record, field, value)
+        changes[field] = (old, value)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -1,0 +1,82 @@
+"""Repository[M]: every select starts scoped to one workspace and to live rows."""
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.core.db import WorkspaceScopedMixin
+from crm_api.core.pagination import PageRequest, keyset_after, order_by
+
+M = TypeVar("M", bound=WorkspaceScopedMixin)
+
+
+class Repository(Generic[M]):
+    model: type[M]
+    soft_deleted: ClassVar[bool] = True  # rows with deleted_at set are invisible
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def scoped(self, workspace_id: uuid.UUID) -> Select[tuple[M]]:
+        model: Any = self.model
+        statement = select(self.model).where(model.workspace_id == workspace_id)
+        if self.soft_deleted:
+            statement = statement.where(model.deleted_at.is_(None))
+        return statement
+
+    async def get(
+        self, workspace_id: uuid.UUID, id: uuid.UUID, *, for_update: bool = False
+    ) -> M | None:
+        model: Any = self.model
+        statement = self.scoped(workspace_id).where(model.id == id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def get_by_external_ids(
+        self, workspace_id: uuid.UUID, external_ids: Sequence[str], *, for_update: bool = False
+    ) -> dict[str, M]:
+        model: Any = self.model
+        statement = self.scoped(workspace_id).where(model.external_id.in_(external_ids))
+        if for_update:
+            statement = statement.with_for_update()
+        rows = (await self.session.execute(statement)).scalars().all()
+        return {row.external_id: row for row in rows if row.external_id is not None}
+
+    async def list_page(
+        self,
+        workspace_id: uuid.UUID,
+        where: Sequence[ColumnElement[bool]],
+        page: PageRequest,
+    ) -> Sequence[M]:
+        statement = self.scoped(workspace_id).where(*where)
+        if page.after is not None:
+            statement = statement.where(keyset_after(page.order, page.after))
+        statement = statement.order_by(*order_by(page.order)).limit(page.limit + 1)
+        return (await self.session.execute(statement)).scalars().all()
+
+    def add(self, record: M) -> None:
+        self.session.add(record)
+
+
+def record_filters(model: Any, params: Any) -> list[ColumnElement[bool]]:
+    """The list filters every record type shares: external id, owner, tag, time ranges."""
+    where: list[ColumnElement[bool]] = []
+    if params.external_id is not None:
+        where.append(model.external_id == params.external_id)
+    if params.owner_id is not None:
+        where.append(model.owner_id == params.owner_id)
+    if params.tag is not None:
+        where.append(model.tags.contains([params.tag]))
+    if params.created_after is not None:
+        where.append(model.created_at >= params.created_after)
+    if params.created_before is not None:
+        where.append(model.created_at < params.created_before)
+    if params.updated_after is not None:
+        where.append(model.updated_at >= params.updated_after)
+    if params.updated_before is not None:
+        where.append(model.updated_at < params.updated_before)
+    return where

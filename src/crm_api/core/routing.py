@@ -1,0 +1,38 @@
+"""CommitRoute: one session and one transaction per request, committed after the endpoint and its
+serialisation succeed, so a failed commit becomes a problem response, never a 2xx."""
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
+
+from crm_api.core.errors import problem_responses
+from crm_api.core.idempotency import IdempotentReplay, PendingIdempotency, store_response
+
+
+class CommitRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle_in_transaction(request: Request) -> Response:
+            async with request.app.state.sessionmaker() as session:
+                request.state.session = session
+                try:
+                    response = await handler(request)
+                except IdempotentReplay as replay:
+                    return replay.response()
+                if response.status_code < 400:
+                    pending: PendingIdempotency | None = getattr(request.state, "idempotency", None)
+                    if pending is not None:
+                        await store_response(session, pending, response)
+                    await session.commit()
+                return response
+
+        return handle_in_transaction
+
+
+def domain_router(tag: str) -> APIRouter:
+    """The router of one resource family: transactional routes, the errors every one may give."""
+    return APIRouter(
+        tags=[tag], route_class=CommitRoute, responses=problem_responses(401, 403, 422)
+    )

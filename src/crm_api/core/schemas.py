@@ -1,0 +1,101 @@
+"""Base models and shared field types."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+# Blank strings are never meaningful values: trimmed, then at least one character.
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+ExternalId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\s]+$"),
+    Field(description="Your system's id for this record; unique per workspace and resource."),
+]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Tags = Annotated[list[Tag], Field(max_length=50, description="Free labels, at most 50.")]
+CountryCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"),
+    Field(description="ISO 3166-1 alpha-2 country code."),
+]
+CustomFields = Annotated[
+    dict[str, Any],
+    Field(
+        max_length=100,
+        description="Your own fields, as a JSON object (at most 100 keys).",
+        examples=[{"loyalty_id": "LX-1002", "vip": True}],
+    ),
+]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[
+    datetime, AfterValidator(_as_utc), Field(description="RFC 3339; without an offset, UTC.")
+]
+
+
+class ReadSchema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class InputSchema(BaseModel):
+    """Request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def unique_tags(tags: list[str]) -> list[str]:
+    """Tags compared case-insensitively; the first spelling wins, order kept."""
+    seen: set[str] = set()
+    result = []
+    for tag in tags:
+        if tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            result.append(tag)
+    return result
+
+
+class Address(InputSchema):
+    line1: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    region: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = (
+        None
+    )
+    country: CountryCode | None = None
+
+
+PhoneInput = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=40),
+    Field(
+        description="Any common notation; stored in E.164. Without a `+` country code the "
+        "workspace's default country is assumed.",
+        examples=["+14155550123"],
+    ),
+]
+
+
+class ListParams(InputSchema):
+    """Query parameters every list endpoint shares; unknown parameters are an error."""
+
+    limit: int = Field(default=50, ge=1, le=500, description="Page size, 1 to 500.")
+    cursor: str | None = Field(
+        default=None, max_length=2048, description="`next_cursor` of the previous page."
+    )
+    sort: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Comma-separated fields; a leading `-` sorts descending. Default `created_at`.",
+        examples=["-created_at"],
+    )
+
+    def filters(self) -> dict[str, Any]:
+        """The parameters that select rows, which a cursor is bound to."""
+        return self.model_dump(exclude={"limit", "cursor", "sort"}, exclude_none=True)

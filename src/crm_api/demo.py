@@ -1,0 +1,150 @@
+"""The demo workspace `make serve` starts with: companies and contacts with realistic, accented
+names, so search, filters and pagination have something to show."""
+
+import random
+import unicodedata
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.companies.schemas import CompanyCreate
+from crm_api.companies.service import create_company
+from crm_api.contacts.schemas import ContactCreate
+from crm_api.contacts.service import create_contact
+from crm_api.core.auth import Principal, Scope, hash_api_key
+from crm_api.workspaces.models import ApiKey
+from crm_api.workspaces.service import _new_key, create_workspace, find_workspace
+
+DEMO_WORKSPACE = "Demo"
+
+COMPANIES = [
+    ("Acme Corporation", "acme.com", "Manufacturing", "large", "customer"),
+    ("Đặng & Partners", "dangpartners.vn", "Legal", "small", "customer"),
+    ("Müller Logistik GmbH", "mueller-logistik.de", "Logistics", "medium", "supplier"),
+    ("Café São Paulo", "cafesaopaulo.com.br", "Food & Beverage", "micro", "prospect"),
+    ("Nordlys Energi AS", "nordlys.no", "Energy", "enterprise", "customer"),
+    ("Őrség Software Kft.", "orseg.hu", "Software", "small", "partner"),
+    ("Łódź Textiles", "lodztextiles.pl", "Textiles", "medium", "supplier"),
+    ("Ñandú Viajes", "nanduviajes.es", "Travel", "small", "prospect"),
+    ("Brightline Analytics", "brightline.io", "Software", "medium", "customer"),
+    ("Sakura Foods", "sakurafoods.jp", "Food & Beverage", "large", "customer"),
+]
+FIRST_NAMES = [
+    "Lan",
+    "Minh",
+    "Thảo",
+    "Đức",
+    "José",
+    "María",
+    "Jürgen",
+    "Zoë",
+    "Chloé",
+    "Søren",
+    "Ana",
+    "Łukasz",
+    "Ömer",
+    "Aoife",
+    "Noah",
+    "Emma",
+    "Olivia",
+    "Liam",
+    "Yuki",
+    "Ingrid",
+]
+LAST_NAMES = [
+    "Nguyễn",
+    "Trần",
+    "Đặng",
+    "Lê",
+    "Phạm",
+    "García",
+    "Müller",
+    "Schröder",
+    "Dubois",
+    "Ødegård",
+    "Kowalski",
+    "Yılmaz",
+    "O'Brien",
+    "Smith",
+    "Johnson",
+    "Tanaka",
+    "Björk",
+]
+STAGES = ["subscriber", "lead", "qualified", "customer", "churned"]
+TAGS = ["newsletter", "vip", "webinar-2026", "trade-show", "referral"]
+
+
+def _ascii(text: str) -> str:
+    text = text.replace("Đ", "D").replace("đ", "d").replace("Ł", "L").replace("ł", "l")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isalnum() and c.isascii()).lower()
+
+
+async def _seed(session: AsyncSession, principal: Principal) -> None:
+    rng = random.Random(2026)
+    companies = []
+    for name, domain, industry, size, kind in COMPANIES:
+        companies.append(
+            await create_company(
+                session,
+                principal,
+                CompanyCreate.model_validate(
+                    {
+                        "name": name,
+                        "domain": domain,
+                        "industry": industry,
+                        "size": size,
+                        "type": kind,
+                        "tags": rng.sample(TAGS, 1),
+                    }
+                ),
+            )
+        )
+    for n in range(150):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        company = rng.choice(companies)
+        await create_contact(
+            session,
+            principal,
+            ContactCreate.model_validate(
+                {
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{_ascii(first)}.{_ascii(last)}{n}@{company.domain}",
+                    "phone": f"+1415555{n:04d}",
+                    "lifecycle_stage": rng.choice(STAGES),
+                    "tags": rng.sample(TAGS, rng.randint(0, 2)),
+                    "company_id": str(company.id),
+                    "consent": {"email": rng.choice(["granted", "denied", "unknown"])},
+                    "external_id": f"DEMO-{n:04d}",
+                }
+            ),
+        )
+
+
+async def ensure_demo_workspace(
+    sessionmaker: async_sessionmaker[AsyncSession], known_key: str | None
+) -> str:
+    """The demo workspace's admin key: the known one while it is valid, else a new one."""
+    async with sessionmaker.begin() as session:
+        workspace = await find_workspace(session, DEMO_WORKSPACE)
+        if workspace is None:
+            workspace, key, secret = await create_workspace(
+                session, DEMO_WORKSPACE, default_country="US"
+            )
+            principal = Principal(workspace.id, key.id, frozenset({Scope.admin}), "US")
+            await _seed(session, principal)
+            return secret
+        if known_key is not None:
+            valid = await session.scalar(
+                select(ApiKey.id).where(
+                    ApiKey.workspace_id == workspace.id,
+                    ApiKey.key_hash == hash_api_key(known_key),
+                    ApiKey.revoked_at.is_(None),
+                )
+            )
+            if valid is not None:
+                return known_key
+        key, secret = _new_key(workspace.id, "demo admin", [Scope.admin])
+        session.add(key)
+        return secret

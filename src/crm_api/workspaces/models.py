@@ -1,0 +1,27 @@
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Index, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_api.core.db import Base, TimestampMixin, WorkspaceScopedMixin, new_id
+
+
+class Workspace(TimestampMixin, Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(Text)
+    # ISO 3166 alpha-2 region used to read phone numbers written without a country code.
+    default_country: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class ApiKey(WorkspaceScopedMixin, Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("uq_api_keys_key_hash", "key_hash", unique=True),)
+
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[list[str]]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,86 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request, Response
+
+from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.db import DbSession
+from crm_api.core.errors import problem_responses
+from crm_api.core.idempotency import IdempotencyKey
+from crm_api.core.pagination import set_link_header
+from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
+from crm_api.core.routing import domain_router
+from crm_api.workspaces import service
+from crm_api.workspaces.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyListParams,
+    ApiKeyPage,
+    ApiKeyRead,
+)
+
+router = domain_router("api-keys")
+
+Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
+ApiKeyId = Annotated[uuid.UUID, Path(description="The API key's id (not the secret).")]
+
+
+@router.get(
+    "/api-keys",
+    response_model=ApiKeyPage,
+    responses={200: {"headers": LINK_HEADER}},
+    summary="List API keys",
+)
+async def api_keys_list(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: Admin,
+    params: Annotated[ApiKeyListParams, Query()],
+) -> ApiKeyPage:
+    rows, next_cursor = await service.list_api_keys(session, principal, params)
+    set_link_header(request, response, next_cursor)
+    return ApiKeyPage(data=[ApiKeyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses={201: {"headers": LOCATION_HEADER}},
+    summary="Create an API key; its secret is in this response only",
+)
+async def api_keys_create(
+    request: Request,
+    response: Response,
+    data: ApiKeyCreate,
+    session: DbSession,
+    principal: Admin,
+    _: Annotated[None, IdempotencyKey],
+) -> ApiKeyCreated:
+    key, secret = await service.create_api_key(session, principal, data.name, data.scopes)
+    response.headers["Location"] = str(request.url_for("api_keys_get", api_key_id=key.id))
+    return ApiKeyCreated.model_validate(
+        {**ApiKeyRead.model_validate(key).model_dump(), "key": secret}
+    )
+
+
+@router.get(
+    "/api-keys/{api_key_id}",
+    response_model=ApiKeyRead,
+    responses=problem_responses(404),
+    summary="Get an API key",
+)
+async def api_keys_get(api_key_id: ApiKeyId, session: DbSession, principal: Admin) -> ApiKeyRead:
+    return ApiKeyRead.model_validate(await service.get_api_key(session, principal, api_key_id))
+
+
+@router.delete(
+    "/api-keys/{api_key_id}",
+    status_code=204,
+    responses=problem_responses(404),
+    summary="Revoke an API key",
+)
+async def api_keys_revoke(api_key_id: ApiKeyId, session: DbSession, principal: Admin) -> Response:
+    await service.revoke_api_key(session, principal, api_key_id)
+    return Response(status_code=204)

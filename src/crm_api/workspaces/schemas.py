@@ -1,0 +1,41 @@
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from crm_api.core.auth import Scope
+from crm_api.core.pagination import Page
+from crm_api.core.schemas import InputSchema, ListParams, ReadSchema, ShortText
+
+
+class ApiKeyCreate(InputSchema):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"name": "ERP sync", "scopes": ["contacts:write", "companies:write"]}]
+        }
+    }
+
+    name: ShortText
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+
+
+class ApiKeyRead(ReadSchema):
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The key's first characters, to recognise it.")
+    scopes: list[Scope]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret key. Shown this once: store it now.")
+
+
+class ApiKeyPage(Page[ApiKeyRead]):
+    pass
+
+
+class ApiKeyListParams(ListParams):
+    include_revoked: bool = False

@@ -1,0 +1,86 @@
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.core.auth import Principal, Scope, generate_api_key, hash_api_key
+from crm_api.core.db import new_id
+from crm_api.core.pagination import make_page, page_request
+from crm_api.core.records import get_or_404
+from crm_api.workspaces.models import ApiKey, Workspace
+from crm_api.workspaces.repository import (
+    API_KEY_ID_SORT,
+    API_KEY_SORTS,
+    ApiKeyRepository,
+    WorkspaceRepository,
+)
+from crm_api.workspaces.schemas import ApiKeyListParams
+
+
+def _new_key(workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]) -> tuple[ApiKey, str]:
+    secret = generate_api_key()
+    key = ApiKey(
+        id=new_id(),
+        workspace_id=workspace_id,
+        name=name,
+        prefix=secret[:12],
+        key_hash=hash_api_key(secret),
+        scopes=sorted({str(s) for s in scopes}),
+    )
+    return key, secret
+
+
+async def create_workspace(
+    session: AsyncSession, name: str, *, default_country: str | None = None
+) -> tuple[Workspace, ApiKey, str]:
+    """A new workspace and its first admin key; the secret exists only in the return value."""
+    workspace = Workspace(id=new_id(), name=name, default_country=default_country)
+    WorkspaceRepository(session).add(workspace)
+    await session.flush()
+    key, secret = _new_key(workspace.id, "admin", [Scope.admin])
+    ApiKeyRepository(session).add(key)
+    await session.flush()
+    return workspace, key, secret
+
+
+async def find_workspace(session: AsyncSession, name: str) -> Workspace | None:
+    return await WorkspaceRepository(session).first_named(name)
+
+
+async def create_api_key(
+    session: AsyncSession, principal: Principal, name: str, scopes: Sequence[Scope]
+) -> tuple[ApiKey, str]:
+    key, secret = _new_key(principal.workspace_id, name, scopes)
+    ApiKeyRepository(session).add(key)
+    await session.flush()
+    return key, secret
+
+
+async def list_api_keys(
+    session: AsyncSession, principal: Principal, params: ApiKeyListParams
+) -> tuple[Sequence[ApiKey], str | None]:
+    page = page_request(
+        sort=params.sort,
+        allowed_sorts=API_KEY_SORTS,
+        id_field=API_KEY_ID_SORT,
+        filters=params.filters(),
+        cursor=params.cursor,
+        limit=params.limit,
+    )
+    where = [] if params.include_revoked else [ApiKey.revoked_at.is_(None)]
+    rows = await ApiKeyRepository(session).list_page(principal.workspace_id, where, page)
+    return make_page(rows, page)
+
+
+async def get_api_key(session: AsyncSession, principal: Principal, id: uuid.UUID) -> ApiKey:
+    return await get_or_404(ApiKeyRepository(session), principal.workspace_id, id, "API key")
+
+
+async def revoke_api_key(session: AsyncSession, principal: Principal, id: uuid.UUID) -> None:
+    key = await get_or_404(
+        ApiKeyRepository(session), principal.workspace_id, id, "API key", for_update=True
+    )
+    if key.revoked_at is None:
+        key.revoked_at = func.now()  # type: ignore[assignment]
+        await session.flush()
