@@ -216,7 +216,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_companies_workspace_id_name_id",
         "companies",
-        ["workspace_id", "name", "id"],
+        ["workspace_id", sa.literal_column("crm_fold(name)"), "id"],
         unique=False,
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
@@ -325,7 +325,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_contacts_workspace_id_last_name_id",
         "contacts",
-        ["workspace_id", sa.literal_column("coalesce(last_name, '')"), "id"],
+        ["workspace_id", sa.literal_column("crm_fold(coalesce(last_name, ''))"), "id"],
         unique=False,
         postgresql_where=sa.text("deleted_at IS NULL"),
     )

@@ -14,7 +14,7 @@ from crm_api.companies.router import router as companies_router
 from crm_api.contacts.router import router as contacts_router
 from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker
-from crm_api.core.errors import install_problem_handlers, problem_responses
+from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.settings import Settings, get_settings
 from crm_api.workspaces.router import router as api_keys_router
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     v1 = APIRouter(prefix="/v1")
     for router in (contacts_router, companies_router, api_keys_router):
         v1.include_router(router)
+        record_allowed_methods(app, router, prefix="/v1")
     app.include_router(v1)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -13,7 +13,7 @@ from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact
 from crm_api.core.auth import Principal, Scope, hash_api_key
 from crm_api.workspaces.models import ApiKey
-from crm_api.workspaces.service import _new_key, create_workspace, find_workspace
+from crm_api.workspaces.service import create_workspace, find_workspace, issue_api_key
 
 DEMO_WORKSPACE = "Demo"
 
@@ -145,6 +145,5 @@ async def ensure_demo_workspace(
             )
             if valid is not None:
                 return known_key
-        key, secret = _new_key(workspace.id, "demo admin", [Scope.admin])
-        session.add(key)
+        _, secret = await issue_api_key(session, workspace.id, "demo admin", [Scope.admin])
         return secret

@@ -42,7 +42,11 @@ class Company(RecordMixin, Base):
             postgresql_where=LIVE,
         ),
         Index(
-            "ix_companies_workspace_id_name_id", "workspace_id", "name", "id", postgresql_where=LIVE
+            "ix_companies_workspace_id_name_id",
+            "workspace_id",
+            text("crm_fold(name)"),
+            "id",
+            postgresql_where=LIVE,
         ),
         Index("ix_companies_workspace_id_domain", "workspace_id", "domain", postgresql_where=LIVE),
         Index("ix_companies_tags", "tags", postgresql_using="gin", postgresql_where=LIVE),

@@ -10,11 +10,11 @@ from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 
-COMPANY_ID_SORT = SortField(Company.id, lambda c: c.id, uuid.UUID)
+COMPANY_ID_SORT = SortField(Company.id, uuid.UUID)
 COMPANY_SORTS = {
-    "created_at": SortField(Company.created_at, lambda c: c.created_at, datetime),
-    "updated_at": SortField(Company.updated_at, lambda c: c.updated_at, datetime),
-    "name": SortField(Company.name, lambda c: c.name, str),
+    "created_at": SortField(Company.created_at, datetime),
+    "updated_at": SortField(Company.updated_at, datetime),
+    "name": SortField(func.crm_fold(Company.name), str),
 }
 
 

@@ -56,7 +56,7 @@ class Contact(RecordMixin, Base):
         Index(
             "ix_contacts_workspace_id_last_name_id",
             "workspace_id",
-            text("coalesce(last_name, '')"),
+            text("crm_fold(coalesce(last_name, ''))"),
             "id",
             postgresql_where=LIVE,
         ),

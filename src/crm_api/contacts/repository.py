@@ -11,11 +11,12 @@ from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 
-CONTACT_ID_SORT = SortField(Contact.id, lambda c: c.id, uuid.UUID)
+CONTACT_ID_SORT = SortField(Contact.id, uuid.UUID)
 CONTACT_SORTS = {
-    "created_at": SortField(Contact.created_at, lambda c: c.created_at, datetime),
-    "updated_at": SortField(Contact.updated_at, lambda c: c.updated_at, datetime),
-    "last_name": SortField(func.coalesce(Contact.last_name, ""), lambda c: c.last_name or "", str),
+    "created_at": SortField(Contact.created_at, datetime),
+    "updated_at": SortField(Contact.updated_at, datetime),
+    # Folded (unaccent + lower), so Ánh sorts with the A's whatever the server's collation.
+    "last_name": SortField(func.crm_fold(func.coalesce(Contact.last_name, "")), str),
 }
 
 

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import uuid_utils.compat as uuid_utils
 from fastapi import Depends, Request
-from sqlalchemy import ARRAY, DateTime, ForeignKey, Integer, MetaData, Text, func
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,

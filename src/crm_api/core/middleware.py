@@ -1,10 +1,10 @@
-"""ASGI middleware: request body size limit (413 problem, even for chunked bodies)."""
+"""ASGI middleware: request body size limit (413 problem, chunked bodies included)."""
 
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api.core.errors import PROBLEM_MEDIA_TYPE, PayloadTooLarge, problem_body
+from crm_api.core.errors import PROBLEM_MEDIA_TYPE, problem_body
 
 
 class BodySizeLimit:
@@ -17,35 +17,49 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, send, 413 if declared.isdigit() else 400)
+        if declared is not None and not declared.isdigit():
+            await self._send_problem(scope, send, 400, "bad-request", "Bad request", "Invalid Content-Length.")
+            return
+        if declared is not None and int(declared) > self.max_bytes:
+            await self._send_too_large(scope, send)
             return
         received = 0
+        overflowed = False
+        replaced = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
+            if overflowed:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(self._detail())
+                    # The app sees a cut-off body and answers with some error, which
+                    # guarded_send replaces by the 413 that explains it.
+                    overflowed = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal replaced
+            if overflowed:
+                if not replaced and message["type"] == "http.response.start":
+                    replaced = True
+                    await self._send_too_large(scope, send)
+                return
+            await send(message)
 
-    def _detail(self) -> str:
-        return f"Request bodies are limited to {self.max_bytes} bytes."
+        await self.app(scope, counting_receive, guarded_send)
 
-    async def _reject(self, scope: Scope, send: Send, status: int) -> None:
-        if status == 413:
-            body = problem_body(
-                413, "payload-too-large", "Payload too large", self._detail(), scope["path"]
-            )
-        else:
-            body = problem_body(
-                400, "bad-request", "Bad request", "Invalid Content-Length.", scope["path"]
-            )
-        payload = json.dumps(body).encode()
+    async def _send_too_large(self, scope: Scope, send: Send) -> None:
+        detail = f"Request bodies are limited to {self.max_bytes} bytes."
+        await self._send_problem(scope, send, 413, "payload-too-large", "Payload too large", detail)
+
+    async def _send_problem(
+        self, scope: Scope, send: Send, status: int, slug: str, title: str, detail: str
+    ) -> None:
+        payload = json.dumps(problem_body(status, slug, title, detail, scope["path"])).encode()
         await send(
             {
                 "type": "http.response.start",

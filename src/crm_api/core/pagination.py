@@ -5,7 +5,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -24,10 +24,10 @@ MAX_LIMIT = 500
 
 @dataclass(frozen=True)
 class SortField:
-    """A field clients may sort on: the SQL expression and how to read it off a row."""
+    """A field clients may sort on: its SQL expression, selected beside each row so the cursor
+    holds exactly the values the database compared."""
 
     expression: ColumnElement[Any]
-    value_of: Callable[[Any], Any]
     kind: type  # str, datetime or uuid.UUID: how a cursor value is decoded
 
 
@@ -179,13 +179,15 @@ def order_by(order: Sequence[SortKey]) -> list[ColumnElement[Any]]:
     ]
 
 
-def make_page(rows: Sequence[T], page: PageRequest) -> tuple[list[T], str | None]:
-    """Rows were fetched with limit + 1: the extra one only tells that there is a next page."""
+def make_page(
+    rows: Sequence[tuple[T, tuple[Any, ...]]], page: PageRequest
+) -> tuple[list[T], str | None]:
+    """Rows (record, sort values) were fetched with limit + 1: the extra one only tells that
+    there is a next page."""
+    records = [record for record, _ in rows[: page.limit]]
     if len(rows) <= page.limit:
-        return list(rows), None
-    last = rows[page.limit - 1]
-    cursor = encode_cursor([key.field.value_of(last) for key in page.order], page.fingerprint)
-    return list(rows[: page.limit]), cursor
+        return records, None
+    return records, encode_cursor(rows[page.limit - 1][1], page.fingerprint)
 
 
 def set_link_header(request: Request, response: Response, next_cursor: str | None) -> None:

@@ -51,12 +51,15 @@ class Repository(Generic[M]):
         workspace_id: uuid.UUID,
         where: Sequence[ColumnElement[bool]],
         page: PageRequest,
-    ) -> Sequence[M]:
-        statement = self.scoped(workspace_id).where(*where)
+    ) -> list[tuple[M, tuple[Any, ...]]]:
+        """One page plus one row, each with the values of its sort keys (for the cursor)."""
+        sort_values = [key.field.expression for key in page.order]
+        statement = self.scoped(workspace_id).add_columns(*sort_values).where(*where)
         if page.after is not None:
             statement = statement.where(keyset_after(page.order, page.after))
         statement = statement.order_by(*order_by(page.order)).limit(page.limit + 1)
-        return (await self.session.execute(statement)).scalars().all()
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], tuple(row[1:])) for row in rows]
 
     def add(self, record: M) -> None:
         self.session.add(record)

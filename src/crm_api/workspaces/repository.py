@@ -8,8 +8,8 @@ from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository
 from crm_api.workspaces.models import ApiKey, Workspace
 
-API_KEY_ID_SORT = SortField(ApiKey.id, lambda k: k.id, uuid.UUID)
-API_KEY_SORTS = {"created_at": SortField(ApiKey.created_at, lambda k: k.created_at, datetime)}
+API_KEY_ID_SORT = SortField(ApiKey.id, uuid.UUID)
+API_KEY_SORTS = {"created_at": SortField(ApiKey.created_at, datetime)}
 
 
 class ApiKeyRepository(Repository[ApiKey]):

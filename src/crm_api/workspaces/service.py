@@ -38,9 +38,7 @@ async def create_workspace(
     workspace = Workspace(id=new_id(), name=name, default_country=default_country)
     WorkspaceRepository(session).add(workspace)
     await session.flush()
-    key, secret = _new_key(workspace.id, "admin", [Scope.admin])
-    ApiKeyRepository(session).add(key)
-    await session.flush()
+    key, secret = await issue_api_key(session, workspace.id, "admin", [Scope.admin])
     return workspace, key, secret
 
 
@@ -48,13 +46,20 @@ async def find_workspace(session: AsyncSession, name: str) -> Workspace | None:
     return await WorkspaceRepository(session).first_named(name)
 
 
-async def create_api_key(
-    session: AsyncSession, principal: Principal, name: str, scopes: Sequence[Scope]
+async def issue_api_key(
+    session: AsyncSession, workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]
 ) -> tuple[ApiKey, str]:
-    key, secret = _new_key(principal.workspace_id, name, scopes)
+    """A new key of the workspace; the secret exists only in the return value."""
+    key, secret = _new_key(workspace_id, name, scopes)
     ApiKeyRepository(session).add(key)
     await session.flush()
     return key, secret
+
+
+async def create_api_key(
+    session: AsyncSession, principal: Principal, name: str, scopes: Sequence[Scope]
+) -> tuple[ApiKey, str]:
+    return await issue_api_key(session, principal.workspace_id, name, scopes)
 
 
 async def list_api_keys(

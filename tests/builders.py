@@ -1,0 +1,72 @@
+"""Test data builders: plain async functions with keyword overrides."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.core.auth import Scope
+from crm_api.workspaces.service import create_workspace, issue_api_key
+
+
+@dataclass(frozen=True)
+class Tenant:
+    workspace_id: uuid.UUID
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+async def create_tenant(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    name: str = "Test",
+    default_country: str | None = "US",
+) -> Tenant:
+    async with sessionmaker() as session:
+        workspace, _, secret = await create_workspace(
+            session, name, default_country=default_country
+        )
+        await session.commit()
+    return Tenant(workspace.id, secret)
+
+
+async def create_key(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, scopes: Sequence[Scope]
+) -> Tenant:
+    """Another key of the same workspace, with only these scopes."""
+    async with sessionmaker() as session:
+        _, secret = await issue_api_key(session, tenant.workspace_id, "test", scopes)
+        await session.commit()
+    return Tenant(tenant.workspace_id, secret)
+
+
+async def create_contact(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    body = {"first_name": "Ada", "last_name": "Lovelace", **fields}
+    response = await client.post("/v1/contacts", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def create_company(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Acme", **fields}
+    response = await client.post("/v1/companies", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def assert_problem(response: Any, status: int, *, loc: list[Any] | None = None) -> dict[str, Any]:
+    """A problem+json body with this status (and, if given, an error at this location)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = dict(response.json())
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"]
+    if loc is not None:
+        assert loc in [error["loc"] for error in body.get("errors", [])], body
+    return body

@@ -1,0 +1,134 @@
+"""A real PostgreSQL for the whole run: the server `CRM_TEST_DATABASE_URL` names, else an embedded
+one. A fresh database is created and migrated by Alembic once; each test runs in a transaction
+that is rolled back, so the app's commits only release savepoints."""
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from crm_api.app import create_app
+from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.core.embedded import start_embedded_postgres, to_asyncpg_url
+from crm_api.migrate import upgrade_to_head
+from crm_api.settings import Settings
+from tests.builders import Tenant, create_tenant
+
+
+async def _admin_execute(server_url: str, sql: str) -> None:
+    url = make_url(server_url)
+    connection = await asyncpg.connect(
+        user=url.username, password=url.password, host=url.host, port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    name = f"crm_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    server_url = os.environ.get("CRM_TEST_DATABASE_URL")
+    if server_url:
+        import asyncio
+
+        server_url = to_asyncpg_url(server_url)
+        asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        upgrade_to_head(url)
+        yield url
+        asyncio.run(_admin_execute(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    else:
+        with tempfile.TemporaryDirectory(prefix="crm-test-pg-") as folder:
+            url = start_embedded_postgres(Path(folder) / "pgdata", name, cleanup_mode="delete")
+            upgrade_to_head(url)
+            yield url
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(database_url=None)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield connection
+        await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
+
+
+@pytest.fixture
+def app(
+    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> FastAPI:
+    app = create_app(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def tenant(sessionmaker: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await create_tenant(sessionmaker)
+
+
+@pytest.fixture
+async def other_tenant(sessionmaker: async_sessionmaker[AsyncSession]) -> Tenant:
+    return await create_tenant(sessionmaker, name="Other")
+
+
+# Concurrency tests need separate connections that really commit: a "live" app on the engine.
+# Their data lives in a workspace of its own, so it cannot disturb other tests.
+
+
+@pytest.fixture
+def live_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+    app = create_app(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    return app
+
+
+@pytest.fixture
+async def live_client(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=live_app), base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def live_tenant(live_app: FastAPI) -> Tenant:
+    return await create_tenant(live_app.state.sessionmaker, name="Live")

@@ -1,0 +1,63 @@
+"""Behaviour every route shares: health, problem+json for framework errors, body limits."""
+
+from httpx import AsyncClient
+
+from tests.builders import Tenant, assert_problem
+
+
+async def test_healthz_answers_without_auth(client: AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_the_database_reachable(client: AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+
+
+async def test_unknown_route_is_a_problem(client: AsyncClient) -> None:
+    body = assert_problem(await client.get("/v1/nothing-here"), 404)
+    assert body["instance"] == "/v1/nothing-here"
+
+
+async def test_wrong_method_is_a_problem_with_allow(client: AsyncClient, tenant: Tenant) -> None:
+    response = await client.put("/v1/contacts", headers=tenant.headers)
+    assert_problem(response, 405)
+    assert "GET" in response.headers["allow"] and "POST" in response.headers["allow"]
+
+
+async def test_body_over_one_mebibyte_is_413(client: AsyncClient, tenant: Tenant) -> None:
+    big = b'{"first_name": "' + b"x" * (1024 * 1024) + b'"}'
+    response = await client.post(
+        "/v1/contacts", content=big, headers={**tenant.headers, "content-type": "application/json"}
+    )
+    assert_problem(response, 413)
+
+
+async def test_chunked_body_over_the_limit_is_413(client: AsyncClient, tenant: Tenant) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b"x" * 65536
+
+    response = await client.post(
+        "/v1/contacts", content=chunks(), headers={**tenant.headers, "content-type": "application/json"}
+    )
+    assert_problem(response, 413)
+
+
+async def test_malformed_json_is_422_with_location(client: AsyncClient, tenant: Tenant) -> None:
+    response = await client.post(
+        "/v1/contacts",
+        content=b'{"first_name": ',
+        headers={**tenant.headers, "content-type": "application/json"},
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["type"] == "json_invalid"
+
+
+async def test_interactive_docs_load(client: AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/redoc")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v1/contacts" in spec["paths"]
