@@ -26,7 +26,10 @@ from tests.builders import Tenant, create_tenant
 async def _admin_execute(server_url: str, sql: str) -> None:
     url = make_url(server_url)
     connection = await asyncpg.connect(
-        user=url.username, password=url.password, host=url.host, port=url.port,
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
         database=url.database or "postgres",
     )
     try:

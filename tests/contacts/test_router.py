@@ -27,7 +27,9 @@ def set_keys(address: dict[str, Any]) -> dict[str, Any]:
 
 
 class TestCreateContact:
-    async def test_created_with_normalised_fields(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_created_with_normalised_fields(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         response = await client.post(
             "/v1/contacts",
             json={
@@ -70,7 +72,10 @@ class TestCreateContact:
             ({"first_name": "A", "birthday": "2999-01-01"}, ["body", "birthday"]),
             ({"first_name": "A", "tags": ["x"] * 51}, ["body", "tags"]),
             ({"first_name": "A", "external_id": "has space"}, ["body", "external_id"]),
-            ({"first_name": "A", "address": {"country": "Vietnam"}}, ["body", "address", "country"]),
+            (
+                {"first_name": "A", "address": {"country": "Vietnam"}},
+                ["body", "address", "country"],
+            ),
             ({"first_name": "A", "phone": "12"}, ["body", "phone"]),
             ({"first_name": "A", "phone": "+1 999"}, ["body", "phone"]),
             ({"first_name": "A", "company_id": str(uuid.uuid4())}, ["body", "company_id"]),
@@ -107,7 +112,9 @@ class TestCreateContact:
             body = assert_problem(response, 409)
             assert body["existing_id"] == first["id"]
 
-    async def test_an_additional_email_is_unique_too(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_an_additional_email_is_unique_too(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         first = await create_contact(client, tenant, additional_emails=["shared@example.com"])
         response = await client.post(
             "/v1/contacts", json={"email": "Shared@example.com"}, headers=tenant.headers
@@ -132,7 +139,9 @@ class TestCreateContact:
     ) -> None:
         foreign = await create_company(client, other_tenant)
         response = await client.post(
-            "/v1/contacts", json={"first_name": "A", "company_id": foreign["id"]}, headers=tenant.headers
+            "/v1/contacts",
+            json={"first_name": "A", "company_id": foreign["id"]},
+            headers=tenant.headers,
         )
         assert_problem(response, 422, loc=["body", "company_id"])
 
@@ -148,7 +157,9 @@ class TestAuth:
         assert_problem(response, 401)
 
     async def test_other_scheme_is_401(self, client: AsyncClient, tenant: Tenant) -> None:
-        response = await client.get("/v1/contacts", headers={"Authorization": f"Basic {tenant.key}"})
+        response = await client.get(
+            "/v1/contacts", headers={"Authorization": f"Basic {tenant.key}"}
+        )
         assert_problem(response, 401)
 
     async def test_key_without_the_scope_is_403(
@@ -166,7 +177,9 @@ class TestAuth:
     ) -> None:
         reader = await create_key(sessionmaker, tenant, [Scope.contacts_read])
         assert (await client.get("/v1/contacts", headers=reader.headers)).status_code == 200
-        response = await client.post("/v1/contacts", json={"first_name": "A"}, headers=reader.headers)
+        response = await client.post(
+            "/v1/contacts", json={"first_name": "A"}, headers=reader.headers
+        )
         assert_problem(response, 403)
 
     async def test_write_scope_implies_read(
@@ -181,7 +194,9 @@ class TestAuth:
         theirs = await create_contact(client, other_tenant, external_id="X-1")
         url = f"/v1/contacts/{theirs['id']}"
         assert_problem(await client.get(url, headers=tenant.headers), 404)
-        assert_problem(await client.patch(url, json={"first_name": "Z"}, headers=tenant.headers), 404)
+        assert_problem(
+            await client.patch(url, json={"first_name": "Z"}, headers=tenant.headers), 404
+        )
         assert_problem(await client.delete(url, headers=tenant.headers), 404)
         assert_problem(await client.get("/v1/contacts/external/X-1", headers=tenant.headers), 404)
         listed = await client.get("/v1/contacts", headers=tenant.headers)
@@ -206,7 +221,9 @@ class TestGetContact:
         assert cached.headers["etag"] == etag
 
     async def test_unknown_and_malformed_ids(self, client: AsyncClient, tenant: Tenant) -> None:
-        assert_problem(await client.get(f"/v1/contacts/{uuid.uuid4()}", headers=tenant.headers), 404)
+        assert_problem(
+            await client.get(f"/v1/contacts/{uuid.uuid4()}", headers=tenant.headers), 404
+        )
         response = await client.get("/v1/contacts/not-a-uuid", headers=tenant.headers)
         assert_problem(response, 422, loc=["path", "contact_id"])
 
@@ -238,10 +255,15 @@ class TestUpdateContact:
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["first_name"] == "Ada" and body["last_name"] is None
+        assert body["first_name"] == "Ada"
+        assert body["last_name"] is None
         assert body["email"] == "a@example.com"
         assert body["custom_fields"] == {"plan": "gold", "region": "EU"}
-        assert set_keys(body["address"]) == {"city": "Lyon", "country": "FR", "postal_code": "69001"}
+        assert set_keys(body["address"]) == {
+            "city": "Lyon",
+            "country": "FR",
+            "postal_code": "69001",
+        }
         assert body["tags"] == ["b"]
         assert body["version"] == 2
         assert response.headers["etag"] == '"2"'
@@ -289,10 +311,14 @@ class TestUpdateContact:
         kept = await client.get(f"/v1/contacts/{contact['id']}", headers=tenant.headers)
         assert kept.json()["first_name"] == "Ada"
 
-    async def test_changing_email_frees_the_old_one(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_changing_email_frees_the_old_one(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         contact = await create_contact(client, tenant, email="old@example.com")
         await client.patch(
-            f"/v1/contacts/{contact['id']}", json={"email": "new@example.com"}, headers=tenant.headers
+            f"/v1/contacts/{contact['id']}",
+            json={"email": "new@example.com"},
+            headers=tenant.headers,
         )
         await create_contact(client, tenant, email="old@example.com")
         response = await client.post(
@@ -306,18 +332,24 @@ class TestUpdateContact:
         contact = await create_contact(client, tenant, consent={"sms": "granted"})
         stamped = contact["consent"]["sms"]["updated_at"]
         same = await client.patch(
-            f"/v1/contacts/{contact['id']}", json={"consent": {"sms": "granted"}}, headers=tenant.headers
+            f"/v1/contacts/{contact['id']}",
+            json={"consent": {"sms": "granted"}},
+            headers=tenant.headers,
         )
         assert same.json()["consent"]["sms"]["updated_at"] == stamped
         denied = await client.patch(
-            f"/v1/contacts/{contact['id']}", json={"consent": {"sms": "denied"}}, headers=tenant.headers
+            f"/v1/contacts/{contact['id']}",
+            json={"consent": {"sms": "denied"}},
+            headers=tenant.headers,
         )
         assert denied.json()["consent"]["sms"]["status"] == "denied"
         assert denied.json()["consent"]["sms"]["updated_at"] > stamped
 
 
 class TestDeleteContact:
-    async def test_delete_then_404_and_email_free(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_delete_then_404_and_email_free(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         contact = await create_contact(client, tenant, email="gone@example.com", external_id="E-1")
         url = f"/v1/contacts/{contact['id']}"
         assert (await client.delete(url, headers=tenant.headers)).status_code == 204
@@ -326,7 +358,9 @@ class TestDeleteContact:
         again = await create_contact(client, tenant, email="gone@example.com", external_id="E-1")
         assert again["id"] != contact["id"]
 
-    async def test_delete_with_stale_if_match_is_412(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_delete_with_stale_if_match_is_412(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         contact = await create_contact(client, tenant)
         url = f"/v1/contacts/{contact['id']}"
         response = await client.delete(url, headers={**tenant.headers, "If-Match": '"5"'})
@@ -342,7 +376,11 @@ class TestListContacts:
             client, tenant, email="a@example.com", lifecycle_stage="lead", tags=["vip"]
         )
         b = await create_contact(
-            client, tenant, additional_emails=["b@example.com"], company_id=company["id"], owner_id=owner
+            client,
+            tenant,
+            additional_emails=["b@example.com"],
+            company_id=company["id"],
+            owner_id=owner,
         )
 
         async def ids(**params: Any) -> list[str]:
@@ -390,7 +428,9 @@ class TestListContacts:
     async def test_cursor_is_bound_to_its_query(self, client: AsyncClient, tenant: Tenant) -> None:
         for _ in range(3):
             await create_contact(client, tenant, lifecycle_stage="lead")
-        first = await client.get("/v1/contacts?limit=1&lifecycle_stage=lead", headers=tenant.headers)
+        first = await client.get(
+            "/v1/contacts?limit=1&lifecycle_stage=lead", headers=tenant.headers
+        )
         cursor = first.json()["next_cursor"]
         response = await client.get(
             f"/v1/contacts?limit=1&lifecycle_stage=customer&cursor={cursor}", headers=tenant.headers
@@ -400,7 +440,9 @@ class TestListContacts:
     async def test_pages_visit_every_row_once_while_rows_are_added(
         self, client: AsyncClient, tenant: Tenant
     ) -> None:
-        existing = {(await create_contact(client, tenant, first_name=f"P{i}"))["id"] for i in range(23)}
+        existing = {
+            (await create_contact(client, tenant, first_name=f"P{i}"))["id"] for i in range(23)
+        }
         seen: list[str] = []
         url = "/v1/contacts?limit=5"
         pages = 0
@@ -420,7 +462,9 @@ class TestListContacts:
     async def test_descending_pages_visit_every_row_once(
         self, client: AsyncClient, tenant: Tenant
     ) -> None:
-        existing = {(await create_contact(client, tenant, last_name=f"N{i % 4}"))["id"] for i in range(12)}
+        existing = {
+            (await create_contact(client, tenant, last_name=f"N{i % 4}"))["id"] for i in range(12)
+        }
         seen: list[str] = []
         cursor = None
         while True:
@@ -430,17 +474,24 @@ class TestListContacts:
             await create_contact(client, tenant, last_name="N2")
             if (cursor := body["next_cursor"]) is None:
                 break
-        assert len(seen) == len(set(seen)) and existing <= set(seen)
+        assert len(seen) == len(set(seen))
+        assert existing <= set(seen)
 
 
 class TestSearch:
-    async def test_accents_case_fragments_and_company(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_accents_case_fragments_and_company(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         company = await create_company(client, tenant, name="Đông Á Trading")
         lan = await create_contact(
             client, tenant, first_name="Lan", last_name="Nguyễn", email="lan.n@example.com"
         )
         duc = await create_contact(
-            client, tenant, first_name="Đức", last_name="Đặng", phone="+44 20 7946 0958",
+            client,
+            tenant,
+            first_name="Đức",
+            last_name="Đặng",
+            phone="+44 20 7946 0958",
             company_id=company["id"],
         )
         await create_contact(client, tenant, first_name="Olivia", last_name="Smith")
@@ -462,7 +513,9 @@ class TestSearch:
         assert await found("100%_") == []
         assert await found("lan smith") == []
 
-    async def test_renaming_the_company_updates_search(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_renaming_the_company_updates_search(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         company = await create_company(client, tenant, name="Old Name Ltd")
         contact = await create_contact(client, tenant, company_id=company["id"])
         await client.patch(
@@ -489,10 +542,14 @@ class TestIdempotency:
 
     async def test_quoted_key_is_the_same_key(self, client: AsyncClient, tenant: Tenant) -> None:
         first = await client.post(
-            "/v1/contacts", json={"first_name": "Q"}, headers={**tenant.headers, "Idempotency-Key": "k1"}
+            "/v1/contacts",
+            json={"first_name": "Q"},
+            headers={**tenant.headers, "Idempotency-Key": "k1"},
         )
         again = await client.post(
-            "/v1/contacts", json={"first_name": "Q"}, headers={**tenant.headers, "Idempotency-Key": '"k1"'}
+            "/v1/contacts",
+            json={"first_name": "Q"},
+            headers={**tenant.headers, "Idempotency-Key": '"k1"'},
         )
         assert again.json()["id"] == first.json()["id"]
 
@@ -507,10 +564,14 @@ class TestIdempotency:
     async def test_failed_request_is_not_stored(self, client: AsyncClient, tenant: Tenant) -> None:
         headers = {**tenant.headers, "Idempotency-Key": "key-3"}
         await create_contact(client, tenant, email="taken@example.com")
-        failed = await client.post("/v1/contacts", json={"email": "taken@example.com"}, headers=headers)
+        failed = await client.post(
+            "/v1/contacts", json={"email": "taken@example.com"}, headers=headers
+        )
         assert_problem(failed, 409)
         # Nothing was stored for the key: a corrected request with it goes through.
-        retried = await client.post("/v1/contacts", json={"email": "free@example.com"}, headers=headers)
+        retried = await client.post(
+            "/v1/contacts", json={"email": "free@example.com"}, headers=headers
+        )
         assert retried.status_code == 201
 
     async def test_keys_are_per_workspace(
@@ -528,11 +589,15 @@ class TestIdempotency:
 
     async def test_overlong_key_is_400(self, client: AsyncClient, tenant: Tenant) -> None:
         response = await client.post(
-            "/v1/contacts", json={"first_name": "A"}, headers={**tenant.headers, "Idempotency-Key": "k" * 256}
+            "/v1/contacts",
+            json={"first_name": "A"},
+            headers={**tenant.headers, "Idempotency-Key": "k" * 256},
         )
         assert_problem(response, 400)
 
-    async def test_key_in_flight_is_409(self, live_client: AsyncClient, live_tenant: Tenant) -> None:
+    async def test_key_in_flight_is_409(
+        self, live_client: AsyncClient, live_tenant: Tenant
+    ) -> None:
         from crm_api.core.idempotency import _lock_id
 
         engine = live_client._transport.app.state.engine  # type: ignore[attr-defined]
@@ -556,7 +621,9 @@ class TestUpsertByExternalId:
         self, client: AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         body = {"first_name": "Erp", "email": "erp@example.com"}
-        created = await client.put("/v1/contacts/external/ERP-77", json=body, headers=tenant.headers)
+        created = await client.put(
+            "/v1/contacts/external/ERP-77", json=body, headers=tenant.headers
+        )
         assert created.status_code == 201
         assert created.headers["location"].endswith(created.json()["id"])
         replay = await client.put("/v1/contacts/external/ERP-77", json=body, headers=tenant.headers)
@@ -570,14 +637,22 @@ class TestUpsertByExternalId:
         assert changed.json()["first_name"] == "Erp"
         assert await count_contacts(sessionmaker, tenant) == 1
 
-    async def test_body_external_id_must_match_the_path(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_body_external_id_must_match_the_path(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         response = await client.put(
-            "/v1/contacts/external/A", json={"first_name": "x", "external_id": "B"}, headers=tenant.headers
+            "/v1/contacts/external/A",
+            json={"first_name": "x", "external_id": "B"},
+            headers=tenant.headers,
         )
         assert_problem(response, 422, loc=["body", "external_id"])
 
-    async def test_creating_needs_an_identifying_field(self, client: AsyncClient, tenant: Tenant) -> None:
-        response = await client.put("/v1/contacts/external/A", json={"tags": ["x"]}, headers=tenant.headers)
+    async def test_creating_needs_an_identifying_field(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
+        response = await client.put(
+            "/v1/contacts/external/A", json={"tags": ["x"]}, headers=tenant.headers
+        )
         assert_problem(response, 422)
 
 
@@ -622,7 +697,13 @@ class TestBatchUpsert:
         )
         results = response.json()["results"]
         assert [r["status"] for r in results] == [
-            "created", "error", "error", "error", "error", "error", "created",
+            "created",
+            "error",
+            "error",
+            "error",
+            "error",
+            "error",
+            "created",
         ]
         assert results[1]["error"]["status"] == 409
         assert results[1]["error"]["existing_id"] == holder["id"]
@@ -632,7 +713,9 @@ class TestBatchUpsert:
         listed = await client.get("/v1/contacts?sort=created_at", headers=tenant.headers)
         assert {c["first_name"] for c in listed.json()["data"]} == {"Ada", "Fine", "Also fine"}
 
-    async def test_an_address_can_move_between_items(self, client: AsyncClient, tenant: Tenant) -> None:
+    async def test_an_address_can_move_between_items(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
         await create_contact(client, tenant, external_id="M-1", email="moving@example.com")
         items = [
             {"external_id": "M-2", "first_name": "Receiver", "email": "moving@example.com"},
@@ -644,7 +727,9 @@ class TestBatchUpsert:
         assert [r["status"] for r in response.json()["results"]] == ["created", "updated"]
 
     async def test_size_limits(self, client: AsyncClient, tenant: Tenant) -> None:
-        empty = await client.post("/v1/contacts/batch/upsert", json={"items": []}, headers=tenant.headers)
+        empty = await client.post(
+            "/v1/contacts/batch/upsert", json={"items": []}, headers=tenant.headers
+        )
         assert_problem(empty, 422, loc=["body", "items"])
         items = [{"external_id": f"L-{i}", "first_name": "x"} for i in range(1001)]
         too_many = await client.post(
@@ -689,7 +774,9 @@ class TestConcurrency:
         responses = await asyncio.gather(
             *(
                 live_client.put(
-                    "/v1/contacts/external/RACE-1", json={"first_name": f"R{i}"}, headers=live_tenant.headers
+                    "/v1/contacts/external/RACE-1",
+                    json={"first_name": f"R{i}"},
+                    headers=live_tenant.headers,
                 )
                 for i in range(6)
             )
@@ -704,7 +791,8 @@ class TestConcurrency:
         responses = await asyncio.gather(
             *(
                 live_client.post(
-                    "/v1/contacts", json={"first_name": f"E{i}", "email": "race@example.com"},
+                    "/v1/contacts",
+                    json={"first_name": f"E{i}", "email": "race@example.com"},
                     headers=live_tenant.headers,
                 )
                 for i in range(5)
@@ -718,7 +806,10 @@ class TestConcurrency:
     ) -> None:
         headers = {**live_tenant.headers, "Idempotency-Key": "parallel"}
         responses = await asyncio.gather(
-            *(live_client.post("/v1/contacts", json={"first_name": "P"}, headers=headers) for _ in range(5))
+            *(
+                live_client.post("/v1/contacts", json={"first_name": "P"}, headers=headers)
+                for _ in range(5)
+            )
         )
         assert {r.status_code for r in responses} <= {201, 409}
         created = {r.json()["id"] for r in responses if r.status_code == 201}

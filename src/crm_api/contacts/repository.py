@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, func, select, update
@@ -43,14 +43,14 @@ class ContactRepository(Repository[Contact]):
         return where
 
     async def claim_emails(
-        self, workspace_id: uuid.UUID, owners: Iterable[tuple[str, uuid.UUID]]
+        self, workspace_id: uuid.UUID, owners: Sequence[tuple[str, uuid.UUID]]
     ) -> dict[str, uuid.UUID]:
         """Record each (email, contact) pair; return the emails another contact already holds,
         with that contact's id. A concurrent claim waits for the other transaction to end."""
         rows = [{"workspace_id": workspace_id, "email": e, "contact_id": c} for e, c in owners]
         if not rows:
             return {}
-        wanted = {row["email"]: row["contact_id"] for row in rows}
+        wanted: dict[str, uuid.UUID] = {email: contact_id for email, contact_id in owners}
         inserted = (
             await self.session.execute(
                 insert(ContactEmail)
@@ -59,7 +59,7 @@ class ContactRepository(Repository[Contact]):
                 .returning(ContactEmail.email, ContactEmail.contact_id)
             )
         ).all()
-        claimed = {email: contact_id for email, contact_id in inserted}
+        claimed: dict[str, uuid.UUID] = {email: contact_id for email, contact_id in inserted}
         missing = [email for email in wanted if claimed.get(email) != wanted[email]]
         if not missing:
             return {}

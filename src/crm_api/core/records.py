@@ -50,11 +50,11 @@ async def get_by_external_id_or_404(
 def bump_version(record: RecordMixin, changes: Changes) -> None:
     if changes:
         record.version = record.version + 1
-        record.updated_at = func.now()  # type: ignore[assignment]
+        record.updated_at = func.now()
 
 
 def soft_delete(record: RecordMixin) -> None:
-    record.deleted_at = func.now()  # type: ignore[assignment]
+    record.deleted_at = func.now()
     record.version = record.version + 1
 
 

@@ -20,7 +20,7 @@ class Repository(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def scoped(self, workspace_id: uuid.UUID) -> Select[tuple[M]]:
+    def scoped(self, workspace_id: uuid.UUID) -> Select[M]:
         model: Any = self.model
         statement = select(self.model).where(model.workspace_id == workspace_id)
         if self.soft_deleted:
@@ -43,7 +43,7 @@ class Repository(Generic[M]):
         statement = self.scoped(workspace_id).where(model.external_id.in_(external_ids))
         if for_update:
             statement = statement.with_for_update()
-        rows = (await self.session.execute(statement)).scalars().all()
+        rows: Sequence[Any] = (await self.session.execute(statement)).scalars().all()
         return {row.external_id: row for row in rows if row.external_id is not None}
 
     async def list_page(

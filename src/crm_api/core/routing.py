@@ -1,7 +1,8 @@
 """CommitRoute: one session and one transaction per request, committed after the endpoint and its
 serialisation succeed, so a failed commit becomes a problem response, never a 2xx."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
@@ -11,7 +12,7 @@ from crm_api.core.idempotency import IdempotentReplay, PendingIdempotency, store
 
 
 class CommitRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle_in_transaction(request: Request) -> Response:

@@ -87,5 +87,5 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, id: uuid.U
         ApiKeyRepository(session), principal.workspace_id, id, "API key", for_update=True
     )
     if key.revoked_at is None:
-        key.revoked_at = func.now()  # type: ignore[assignment]
+        key.revoked_at = func.now()
         await session.flush()
