@@ -88,8 +88,7 @@ def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession
     )
 
 
-@pytest.fixture
-def app(
+def make_app(
     settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> FastAPI:
     app = create_app(settings)
@@ -98,9 +97,20 @@ def app(
     return app
 
 
+def make_client(app: FastAPI) -> AsyncClient:
+    return AsyncClient(transport=ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.fixture
+def app(
+    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> FastAPI:
+    return make_app(settings, engine, sessionmaker)
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+    async with make_client(app) as client:
         yield client
 
 
@@ -120,15 +130,12 @@ async def other_tenant(sessionmaker: async_sessionmaker[AsyncSession]) -> Tenant
 
 @pytest.fixture
 def live_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
-    app = create_app(settings)
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    return app
+    return make_app(settings, engine, create_sessionmaker(engine))
 
 
 @pytest.fixture
 async def live_client(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(transport=ASGITransport(app=live_app), base_url="http://test") as client:
+    async with make_client(live_app) as client:
         yield client
 
 

@@ -28,12 +28,26 @@ OPENAPI_PATH = Path("openapi/openapi.json")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
 ) -> None:
     """Run the API server."""
     from crm_api.app import create_app
 
     database_url = resolve_database_url(get_settings())
-    uvicorn.run(create_app(database_url=database_url), host=host, port=port, proxy_headers=True)
+    if workers == 1:
+        app = create_app(database_url=database_url)
+        uvicorn.run(app, host=host, port=port, proxy_headers=True)
+        return
+    # Each worker process builds its own app (and engine) from the same settings.
+    os.environ["CRM_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "crm_api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+    )
 
 
 @app.command()

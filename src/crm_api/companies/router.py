@@ -18,7 +18,14 @@ from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.pagination import set_link_header
-from crm_api.core.responses import ETAG_HEADER, LINK_HEADER, LOCATION_HEADER, created, not_modified
+from crm_api.core.responses import (
+    ETAG_HEADER,
+    LINK_HEADER,
+    LOCATION_HEADER,
+    created,
+    not_modified,
+    upserted,
+)
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
 
@@ -101,12 +108,8 @@ async def companies_upsert(
     principal: Writer,
 ) -> CompanyRead:
     company, was_created = await service.upsert_company(session, principal, external_id, data)
-    if was_created:
-        response.status_code = 201
-        location = str(request.url_for("companies_get", company_id=company.id))
-        created(response, company.version, location)
-    else:
-        set_etag(response, company.version)
+    location = str(request.url_for("companies_get", company_id=company.id))
+    upserted(response, company.version, location if was_created else None)
     return CompanyRead.model_validate(company)
 
 

@@ -1,5 +1,4 @@
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +15,6 @@ from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
-from crm_api.core.pagination import make_page, page_request
 from crm_api.core.patch import Changes
 from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
@@ -25,6 +23,7 @@ from crm_api.core.records import (
     ensure_external_id_free,
     get_by_external_id_or_404,
     get_or_404,
+    list_records,
     soft_delete,
     upsert_by_external_id,
 )
@@ -70,18 +69,12 @@ async def get_company_by_external_id(
 
 async def list_companies(
     session: AsyncSession, principal: Principal, params: CompanyListParams
-) -> tuple[Sequence[Company], str | None]:
+) -> tuple[list[Company], str | None]:
     repository = CompanyRepository(session)
-    page = page_request(
-        sort=params.sort,
-        allowed_sorts=COMPANY_SORTS,
-        id_field=COMPANY_ID_SORT,
-        filters=params.filters(),
-        cursor=params.cursor,
-        limit=params.limit,
+    where = repository.list_filters(params)
+    return await list_records(
+        repository, principal.workspace_id, params, where, COMPANY_SORTS, COMPANY_ID_SORT
     )
-    rows = await repository.list_page(principal.workspace_id, repository.list_filters(params), page)
-    return make_page(rows, page)
 
 
 async def update_company(

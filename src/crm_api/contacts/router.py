@@ -20,7 +20,14 @@ from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.pagination import set_link_header
-from crm_api.core.responses import ETAG_HEADER, LINK_HEADER, LOCATION_HEADER, created, not_modified
+from crm_api.core.responses import (
+    ETAG_HEADER,
+    LINK_HEADER,
+    LOCATION_HEADER,
+    created,
+    not_modified,
+    upserted,
+)
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
 
@@ -118,12 +125,8 @@ async def contacts_upsert(
     principal: Writer,
 ) -> ContactRead:
     contact, was_created = await service.upsert_contact(session, principal, external_id, data)
-    if was_created:
-        response.status_code = 201
-        location = str(request.url_for("contacts_get", contact_id=contact.id))
-        created(response, contact.version, location)
-    else:
-        set_etag(response, contact.version)
+    location = str(request.url_for("contacts_get", contact_id=contact.id))
+    upserted(response, contact.version, location if was_created else None)
     return ContactRead.model_validate(contact)
 
 

@@ -24,7 +24,6 @@ from crm_api.contacts.schemas import (
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, ProblemError
-from crm_api.core.pagination import make_page, page_request
 from crm_api.core.patch import Changes, assign
 from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
@@ -33,6 +32,7 @@ from crm_api.core.records import (
     ensure_external_id_free,
     get_by_external_id_or_404,
     get_or_404,
+    list_records,
     soft_delete,
     upsert_by_external_id,
 )
@@ -166,23 +166,17 @@ async def get_contact(session: AsyncSession, principal: Principal, id: uuid.UUID
 
 async def list_contacts(
     session: AsyncSession, principal: Principal, params: ContactListParams
-) -> tuple[Sequence[Contact], str | None]:
+) -> tuple[list[Contact], str | None]:
     repository = ContactRepository(session)
-    page = page_request(
-        sort=params.sort,
-        allowed_sorts=CONTACT_SORTS,
-        id_field=CONTACT_ID_SORT,
-        filters=params.filters(),
-        cursor=params.cursor,
-        limit=params.limit,
+    where = repository.list_filters(params)
+    return await list_records(
+        repository, principal.workspace_id, params, where, CONTACT_SORTS, CONTACT_ID_SORT
     )
-    rows = await repository.list_page(principal.workspace_id, repository.list_filters(params), page)
-    return make_page(rows, page)
 
 
 async def list_company_contacts(
     session: AsyncSession, principal: Principal, company_id: uuid.UUID, params: ContactListParams
-) -> tuple[Sequence[Contact], str | None]:
+) -> tuple[list[Contact], str | None]:
     await get_or_404(CompanyRepository(session), principal.workspace_id, company_id, "company")
     return await list_contacts(
         session, principal, params.model_copy(update={"company_id": company_id})

@@ -2,20 +2,22 @@
 soft deletes, field application and upserts by external id."""
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import RecordMixin, WorkspaceScopedMixin
 from crm_api.core.errors import Conflict, NotFound
 from crm_api.core.etag import check_if_match
+from crm_api.core.pagination import SortField, make_page, page_request
 from crm_api.core.patch import Changes, assign, merge_patch
 from crm_api.core.repository import Repository
+from crm_api.core.schemas import ListParams
 
 M = TypeVar("M", bound=RecordMixin)
 W = TypeVar("W", bound=WorkspaceScopedMixin)
@@ -36,6 +38,26 @@ async def get_or_404(
     if if_match is not None:
         check_if_match(if_match, getattr(record, "version", 1))
     return record
+
+
+async def list_records(
+    repository: Repository[W],
+    workspace_id: uuid.UUID,
+    params: ListParams,
+    where: Sequence[ColumnElement[bool]],
+    sorts: Mapping[str, SortField],
+    id_sort: SortField,
+) -> tuple[list[W], str | None]:
+    """One page of a list endpoint and the cursor of the next."""
+    page = page_request(
+        sort=params.sort,
+        allowed_sorts=sorts,
+        id_field=id_sort,
+        filters=params.filters(),
+        cursor=params.cursor,
+        limit=params.limit,
+    )
+    return make_page(await repository.list_page(workspace_id, where, page), page)
 
 
 async def get_by_external_id_or_404(

@@ -22,6 +22,15 @@ def created(response: Response, version: int, location: str) -> None:
     set_etag(response, version)
 
 
+def upserted(response: Response, version: int, created_at_location: str | None) -> None:
+    """201 with `Location` when the upsert created the record, else 200; ETag on both."""
+    if created_at_location is not None:
+        response.status_code = 201
+        created(response, version, created_at_location)
+    else:
+        set_etag(response, version)
+
+
 def not_modified(if_none_match: str | None, version: int) -> Response | None:
     """A 304 when the client's copy is current."""
     if is_not_modified(if_none_match, version):

@@ -6,8 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.auth import Principal, Scope, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
-from crm_api.core.pagination import make_page, page_request
-from crm_api.core.records import get_or_404
+from crm_api.core.records import get_or_404, list_records
 from crm_api.workspaces.models import ApiKey, Workspace
 from crm_api.workspaces.repository import (
     API_KEY_ID_SORT,
@@ -64,18 +63,16 @@ async def create_api_key(
 
 async def list_api_keys(
     session: AsyncSession, principal: Principal, params: ApiKeyListParams
-) -> tuple[Sequence[ApiKey], str | None]:
-    page = page_request(
-        sort=params.sort,
-        allowed_sorts=API_KEY_SORTS,
-        id_field=API_KEY_ID_SORT,
-        filters=params.filters(),
-        cursor=params.cursor,
-        limit=params.limit,
-    )
+) -> tuple[list[ApiKey], str | None]:
     where = [] if params.include_revoked else [ApiKey.revoked_at.is_(None)]
-    rows = await ApiKeyRepository(session).list_page(principal.workspace_id, where, page)
-    return make_page(rows, page)
+    return await list_records(
+        ApiKeyRepository(session),
+        principal.workspace_id,
+        params,
+        where,
+        API_KEY_SORTS,
+        API_KEY_ID_SORT,
+    )
 
 
 async def get_api_key(session: AsyncSession, principal: Principal, id: uuid.UUID) -> ApiKey:

@@ -1,0 +1,27 @@
+import json
+from pathlib import Path
+
+from crm_api.app import create_app
+
+SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+
+
+def test_committed_spec_matches_the_app() -> None:
+    """Regenerate with `crm-api openapi export` when this fails, and commit the result."""
+    assert json.loads(SPEC.read_text()) == create_app().openapi()
+
+
+def test_operation_ids_are_unique_and_named_for_their_resource() -> None:
+    spec = create_app().openapi()
+    ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids))
+    assert {"contacts_list", "contacts_create", "companies_get", "api_keys_revoke"} <= set(ids)
+
+
+def test_errors_are_declared_as_problem_json_only() -> None:
+    spec = create_app().openapi()
+    for path in spec["paths"].values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], status
