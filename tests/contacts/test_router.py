@@ -707,7 +707,8 @@ class TestBatchUpsert:
         ]
         assert results[1]["error"]["status"] == 409
         assert results[1]["error"]["existing_id"] == holder["id"]
-        assert results[2]["error"]["errors"][0]["loc"] == ["body", "phone"]
+        assert results[2]["error"]["errors"][0]["loc"] == ["body", "items", 2, "phone"]
+        assert results[3]["error"]["errors"][0]["loc"] == ["body", "items", 3, "company_id"]
         assert results[4]["error"]["errors"][0]["loc"] == ["body", "items", 4, "external_id"]
         assert await count_contacts(sessionmaker, tenant) == 3
         listed = await client.get("/v1/contacts?sort=created_at", headers=tenant.headers)
@@ -815,3 +816,25 @@ class TestConcurrency:
         created = {r.json()["id"] for r in responses if r.status_code == 201}
         assert len(created) == 1
         assert await count_contacts(live_app.state.sessionmaker, live_tenant) == 1
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(
+        ("body", "loc"),
+        [
+            ({"first_name": "A\u0000B"}, ["body", "first_name"]),
+            ({"first_name": "A", "custom_fields": {"k": "v\u0000"}}, ["body", "custom_fields"]),
+            ({"first_name": "A", "custom_fields": {"k\u0000": 1}}, ["body", "custom_fields"]),
+            ({"first_name": "A", "tags": ["\u0000"]}, ["body", "tags"]),
+            ({"first_name": "A", "address": {"city": "\u0000"}}, ["body", "address"]),
+        ],
+    )
+    async def test_nul_characters_are_422(
+        self, client: AsyncClient, tenant: Tenant, body: dict[str, Any], loc: list[Any]
+    ) -> None:
+        response = await client.post("/v1/contacts", json=body, headers=tenant.headers)
+        assert_problem(response, 422, loc=loc)
+
+    async def test_nul_in_a_query_is_422(self, client: AsyncClient, tenant: Tenant) -> None:
+        response = await client.get("/v1/contacts?q=a%00b", headers=tenant.headers)
+        assert_problem(response, 422, loc=["query", "q"])

@@ -21,7 +21,9 @@ COMPANY_SORTS = {
 class CompanyRepository(Repository[Company]):
     model = Company
 
-    def list_filters(self, params: CompanyListParams) -> list[ColumnElement[bool]]:
+    def list_filters(
+        self, workspace_id: uuid.UUID, params: CompanyListParams
+    ) -> list[ColumnElement[bool]]:
         where = record_filters(Company, params)
         if params.q is not None:
             where.append(matches_all_terms(Company.search_text, params.q))

@@ -71,7 +71,7 @@ async def list_companies(
     session: AsyncSession, principal: Principal, params: CompanyListParams
 ) -> tuple[list[Company], str | None]:
     repository = CompanyRepository(session)
-    where = repository.list_filters(params)
+    where = repository.list_filters(principal.workspace_id, params)
     return await list_records(
         repository, principal.workspace_id, params, where, COMPANY_SORTS, COMPANY_ID_SORT
     )

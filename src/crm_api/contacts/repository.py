@@ -23,19 +23,19 @@ CONTACT_SORTS = {
 class ContactRepository(Repository[Contact]):
     model = Contact
 
-    def list_filters(self, params: ContactListParams) -> list[ColumnElement[bool]]:
+    def list_filters(
+        self, workspace_id: uuid.UUID, params: ContactListParams
+    ) -> list[ColumnElement[bool]]:
         where = record_filters(Contact, params)
         if params.q is not None:
             where.append(matches_all_terms(Contact.search_text, params.q))
         if params.email is not None:
-            where.append(
-                Contact.id.in_(
-                    select(ContactEmail.contact_id).where(
-                        ContactEmail.workspace_id == Contact.workspace_id,
-                        ContactEmail.email == params.email,
-                    )
-                )
+            # Not correlated on purpose: a correlated subquery makes PostgreSQL walk the whole
+            # list index, testing every contact, instead of one primary-key lookup each side.
+            holder = select(ContactEmail.contact_id).where(
+                ContactEmail.workspace_id == workspace_id, ContactEmail.email == params.email
             )
+            where.append(Contact.id.in_(holder.scalar_subquery()))
         if params.lifecycle_stage is not None:
             where.append(Contact.lifecycle_stage == params.lifecycle_stage)
         if params.company_id is not None:

@@ -107,10 +107,11 @@ async def _claim_emails(
     taken = await repository.claim_emails(principal.workspace_id, owners)
     if taken:
         email, holder = next(iter(taken.items()))
+        field = "email" if any(c.email == email for c in contacts) else "additional_emails"
         raise EmailTaken(
             f"{email} already belongs to contact {holder}.",
             existing_id=str(holder),
-            errors=[{"loc": ["body", "email"], "msg": "address taken", "type": "email_taken"}],
+            errors=[{"loc": ["body", field], "msg": "address taken", "type": "email_taken"}],
         )
 
 
@@ -168,7 +169,7 @@ async def list_contacts(
     session: AsyncSession, principal: Principal, params: ContactListParams
 ) -> tuple[list[Contact], str | None]:
     repository = ContactRepository(session)
-    where = repository.list_filters(params)
+    where = repository.list_filters(principal.workspace_id, params)
     return await list_records(
         repository, principal.workspace_id, params, where, CONTACT_SORTS, CONTACT_ID_SORT
     )
@@ -298,14 +299,10 @@ async def _prevalidate(
     valid = []
     for index, item in enumerate(items):
         if item.external_id in seen:
-            error = InvalidInput(
-                ("body", "items", index, "external_id"), "Repeats an earlier item's external_id."
-            )
+            error = InvalidInput(("body", "external_id"), "Repeats an earlier item's external_id.")
             results[index] = _error(index, item, error)
         elif item.company_id is not None and item.company_id not in live_companies:
-            error = InvalidInput(
-                ("body", "items", index, "company_id"), f"No company with id {item.company_id}."
-            )
+            error = InvalidInput(("body", "company_id"), f"No company with id {item.company_id}.")
             results[index] = _error(index, item, error)
         else:
             valid.append((index, item))
@@ -356,12 +353,16 @@ def _result(
 
 
 def _error(index: int, item: ContactUpsertItem, error: ProblemError) -> BatchItemResult:
+    problem = error.body(f"/v1/contacts/batch/upsert#items/{index}")
+    # The item's fields are at body.items.<index> of this request.
+    for field_error in problem.get("errors", []):
+        field_error["loc"] = ["body", "items", index, *field_error["loc"][1:]]
     return BatchItemResult.model_validate(
         {
             "index": index,
             "external_id": item.external_id,
             "status": BatchItemStatus.error,
-            "error": error.body(f"/v1/contacts/batch/upsert#items/{index}"),
+            "error": problem,
         }
     )
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from crm_api.core.db import DbSession
 from crm_api.core.errors import Forbidden, Unauthenticated
@@ -52,6 +52,13 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Built once: constructing a statement costs more than running this one.
+_KEY_LOOKUP = (
+    select(ApiKey.workspace_id, ApiKey.id, ApiKey.scopes, Workspace.default_country)
+    .join(Workspace, Workspace.id == ApiKey.workspace_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
+
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="BearerAuth",
@@ -67,16 +74,8 @@ async def authenticate(
 
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("Send an API key as `Authorization: Bearer <key>`.")
-    row = (
-        await session.execute(
-            select(ApiKey.workspace_id, ApiKey.id, ApiKey.scopes, Workspace.default_country)
-            .join(Workspace, Workspace.id == ApiKey.workspace_id)
-            .where(
-                ApiKey.key_hash == hash_api_key(credentials.credentials),
-                ApiKey.revoked_at.is_(None),
-            )
-        )
-    ).one_or_none()
+    key_hash = hash_api_key(credentials.credentials)
+    row = (await session.execute(_KEY_LOOKUP, {"key_hash": key_hash})).one_or_none()
     if row is None:
         raise Unauthenticated("The API key is unknown or revoked.")
     principal = Principal(

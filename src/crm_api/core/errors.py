@@ -175,6 +175,8 @@ _CLIENT_SQLSTATES = {
     "22P02": (422, "validation-error", "Invalid input"),  # invalid_text_representation
     "22007": (422, "validation-error", "Invalid input"),  # invalid_datetime_format
     "22008": (422, "validation-error", "Invalid input"),  # datetime_field_overflow
+    "22021": (422, "validation-error", "Invalid input"),  # character_not_in_repertoire
+    "22P05": (422, "validation-error", "Invalid input"),  # untranslatable_character (\u0000)
 }
 
 

@@ -7,10 +7,17 @@ Changes = dict[str, tuple[Any, Any]]
 
 
 def assign(record: Any, changes: Changes, field: str, value: Any) -> None:
+    """Set the field if the value differs; `changes` keeps the value from before the first
+    assignment, and forgets the field when it ends where it started."""
     old = getattr(record, field)
-    if old != value:
-        setattr(record, field, value)
-        changes[field] = (old, value)
+    if old == value:
+        return
+    setattr(record, field, value)
+    original = changes[field][0] if field in changes else old
+    if original == value:
+        del changes[field]
+    else:
+        changes[field] = (original, value)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

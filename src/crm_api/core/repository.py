@@ -2,9 +2,10 @@
 
 import uuid
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import WorkspaceScopedMixin
@@ -30,11 +31,21 @@ class Repository(Generic[M]):
     async def get(
         self, workspace_id: uuid.UUID, id: uuid.UUID, *, for_update: bool = False
     ) -> M | None:
-        model: Any = self.model
-        statement = self.scoped(workspace_id).where(model.id == id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        statement = self._get_by_id_statement(for_update)
+        parameters = {"workspace_id": workspace_id, "id": id}
+        return (await self.session.execute(statement, parameters)).scalar_one_or_none()
+
+    @classmethod
+    @cache
+    def _get_by_id_statement(cls, for_update: bool) -> Select[M]:
+        """Built once per repository class: building a statement costs more than running it."""
+        model: Any = cls.model
+        statement = select(cls.model).where(
+            model.workspace_id == bindparam("workspace_id"), model.id == bindparam("id")
+        )
+        if cls.soft_deleted:
+            statement = statement.where(model.deleted_at.is_(None))
+        return statement.with_for_update() if for_update else statement
 
     async def get_by_external_ids(
         self, workspace_id: uuid.UUID, external_ids: Sequence[str], *, for_update: bool = False
