@@ -9,11 +9,16 @@ Runs against a server you started; it sends traffic only to --base-url."""
 import argparse
 import asyncio
 import hashlib
+import json
 import random
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -140,9 +145,26 @@ async def measure(
     return timings
 
 
-async def run_reads(
-    client: httpx.AsyncClient, ids: list[str], population: int, requests: int, concurrency: int
-) -> None:
+WRK_SCRIPT = """
+local paths = {%(paths)s}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1], {["Authorization"] = "Bearer %(key)s"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%f %%f %%f %%f %%d\\n", summary.requests,
+    summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, e.status + e.timeout + e.connect + e.read + e.write))
+end
+"""
+
+
+async def read_paths(
+    client: httpx.AsyncClient, ids: list[str], population: int
+) -> dict[str, list[str]]:
+    """Per scenario, the request paths (with query strings) to cycle through."""
     rng = random.Random(7)
     deep_cursors: list[str] = []
     cursor = None
@@ -151,41 +173,73 @@ async def run_reads(
         cursor = (await client.get("/v1/contacts", params=params)).json()["next_cursor"]
         deep_cursors.append(cursor)
 
-    scenarios: list[tuple[str, Callable[[int], Awaitable[httpx.Response]]]] = [
-        ("GET /contacts/{id}", lambda i: client.get(f"/v1/contacts/{rng.choice(ids)}")),
-        ("list first page (50)", lambda i: client.get("/v1/contacts", params={"limit": 50})),
-        (
-            "list later page (50, cursor)",
-            lambda i: client.get(
-                "/v1/contacts", params={"limit": 50, "cursor": rng.choice(deep_cursors)}
-            ),
-        ),
-        (
-            "list filtered (stage+tag)",
-            lambda i: client.get(
-                "/v1/contacts",
-                params={
-                    "limit": 50,
-                    "lifecycle_stage": rng.choice(STAGES),
-                    "tag": rng.choice(TAGS),
-                },
-            ),
-        ),
-        (
-            "list by email",
-            lambda i: client.get(
-                "/v1/contacts", params={"email": f"user{rng.randrange(population)}@example.org"}
-            ),
-        ),
-        (
-            "q search (50)",
-            lambda i: client.get("/v1/contacts", params={"limit": 50, "q": rng.choice(QUERIES)}),
-        ),
-    ]
+    def url(params: dict[str, object]) -> str:
+        return str(httpx.URL("/v1/contacts", params=params))
+
+    n = 2000
+    return {
+        "GET /contacts/{id}": [f"/v1/contacts/{rng.choice(ids)}" for _ in range(n)],
+        "list first page (50)": [url({"limit": 50})],
+        "list later page (50, cursor)": [
+            url({"limit": 50, "cursor": rng.choice(deep_cursors)}) for _ in range(n)
+        ],
+        "list filtered (stage+tag)": [
+            url({"limit": 50, "lifecycle_stage": rng.choice(STAGES), "tag": rng.choice(TAGS)})
+            for _ in range(n)
+        ],
+        "list by email": [
+            url({"email": f"user{rng.randrange(population)}@example.org"}) for _ in range(n)
+        ],
+        "q search (50)": [url({"limit": 50, "q": rng.choice(QUERIES)}) for _ in range(n)],
+    }
+
+
+def run_reads_wrk(
+    base_url: str, api_key: str, paths: dict[str, list[str]], seconds: int, concurrency: int
+) -> None:
+    """The same scenarios driven by wrk, whose own CPU use is small next to the server's."""
     print()
+    print(f"wrk: {concurrency} connections, {seconds} s per scenario")
     print("| scenario | requests | conc | req/s | p50 ms | p95 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, call in scenarios:
+    with tempfile.TemporaryDirectory() as folder:
+        for name, scenario_paths in paths.items():
+            script = Path(folder) / "scenario.lua"
+            listed = ", ".join(json.dumps(p) for p in scenario_paths)
+            script.write_text(WRK_SCRIPT % {"paths": listed, "key": api_key})
+
+            def wrk(duration: int, script: Path = script) -> str:
+                command = ["wrk", "-t2", f"-c{concurrency}", f"-d{duration}s", "-s", str(script)]
+                done = subprocess.run(
+                    [*command, base_url], capture_output=True, text=True, check=True
+                )
+                return done.stdout
+
+            wrk(3)  # warm-up
+            output = wrk(seconds)
+            line = next(x for x in output.splitlines() if x.startswith("RESULT"))
+            count, elapsed, p50, p95, p99, errors = line.split()[1:]
+            print(
+                f"| {name:<28} | {int(count):>6} | {concurrency:>3} |"
+                f" {int(count) / float(elapsed):>8.1f} | {float(p50):>7.1f} | {float(p95):>7.1f} |"
+                f" {float(p99):>7.1f} | {int(errors):>4} |",
+                flush=True,
+            )
+
+
+async def run_reads(
+    client: httpx.AsyncClient, paths: dict[str, list[str]], requests: int, concurrency: int
+) -> None:
+    """The scenarios driven from this process (httpx): the client's own CPU use counts."""
+    print()
+    print(f"httpx: {concurrency} concurrent requests, {requests} per scenario")
+    print("| scenario | requests | conc | req/s | p50 ms | p95 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, scenario_paths in paths.items():
+
+        def call(i: int, scenario_paths: list[str] = scenario_paths) -> Awaitable[httpx.Response]:
+            return client.get(scenario_paths[i % len(scenario_paths)])
+
         await measure(min(200, requests), concurrency, call)  # warm-up
         timings = await measure(requests, concurrency, call)
         print(timings.row(name, concurrency), flush=True)
@@ -236,6 +290,13 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--driver",
+        choices=["wrk", "httpx"],
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator for the reads (wrk when installed: apt-get install wrk)",
+    )
+    parser.add_argument("--seconds", type=int, default=20, help="per scenario, with wrk")
     parser.add_argument("--database-url")
     args = parser.parse_args()
 
@@ -251,7 +312,11 @@ async def main() -> None:
             ids = await run_load(
                 client, args.contacts, args.batch, args.load_concurrency, args.start
             )
-        await run_reads(client, ids, args.start + args.contacts, args.requests, args.concurrency)
+        paths = await read_paths(client, ids, args.start + args.contacts)
+        if args.driver == "wrk":
+            run_reads_wrk(args.base_url, args.api_key, paths, args.seconds, args.concurrency)
+        else:
+            await run_reads(client, paths, args.requests, args.concurrency)
     if args.database_url:
         await explain(args.database_url, args.api_key)
 

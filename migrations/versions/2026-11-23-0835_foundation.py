@@ -67,7 +67,7 @@ CREATE TRIGGER companies_renamed
 
 
 def upgrade() -> None:
-    for extension in ("pg_trgm", "unaccent", "btree_gin"):
+    for extension in ("pg_trgm", "unaccent"):
         op.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} WITH SCHEMA public")
     op.execute(CREATE_FOLD)
     op.create_table(
@@ -221,9 +221,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.create_index(
-        "ix_companies_workspace_id_search_text",
+        "ix_companies_search_text",
         "companies",
-        ["workspace_id", "search_text"],
+        ["search_text"],
         unique=False,
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
@@ -344,9 +344,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.create_index(
-        "ix_contacts_workspace_id_search_text",
+        "ix_contacts_search_text",
         "contacts",
-        ["workspace_id", "search_text"],
+        ["search_text"],
         unique=False,
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
@@ -407,7 +407,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.drop_index(
-        "ix_contacts_workspace_id_search_text",
+        "ix_contacts_search_text",
         table_name="contacts",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},
@@ -456,7 +456,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.drop_index(
-        "ix_companies_workspace_id_search_text",
+        "ix_companies_search_text",
         table_name="companies",
         postgresql_using="gin",
         postgresql_ops={"search_text": "gin_trgm_ops"},

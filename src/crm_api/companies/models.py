@@ -50,9 +50,10 @@ class Company(RecordMixin, Base):
         ),
         Index("ix_companies_workspace_id_domain", "workspace_id", "domain", postgresql_where=LIVE),
         Index("ix_companies_tags", "tags", postgresql_using="gin", postgresql_where=LIVE),
+        # Trigrams only: with workspace_id in the GIN index (btree_gin) a large workspace's
+        # posting list must be intersected on every search, 4x slower at 1M contacts.
         Index(
-            "ix_companies_workspace_id_search_text",
-            "workspace_id",
+            "ix_companies_search_text",
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},

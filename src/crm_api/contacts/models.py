@@ -77,9 +77,10 @@ class Contact(RecordMixin, Base):
             postgresql_where=LIVE,
         ),
         Index("ix_contacts_tags", "tags", postgresql_using="gin", postgresql_where=LIVE),
+        # Trigrams only: with workspace_id in the GIN index (btree_gin) a large workspace's
+        # posting list must be intersected on every search, 4x slower at 1M contacts.
         Index(
-            "ix_contacts_workspace_id_search_text",
-            "workspace_id",
+            "ix_contacts_search_text",
             "search_text",
             postgresql_using="gin",
             postgresql_ops={"search_text": "gin_trgm_ops"},

@@ -51,14 +51,14 @@ class ContactRepository(Repository[Contact]):
         if not rows:
             return {}
         wanted: dict[str, uuid.UUID] = {email: contact_id for email, contact_id in owners}
-        inserted = (
-            await self.session.execute(
-                insert(ContactEmail)
-                .values(rows)
-                .on_conflict_do_nothing()
-                .returning(ContactEmail.email, ContactEmail.contact_id)
-            )
-        ).all()
+        # Rows as executemany parameters: SQLAlchemy batches them into multi-row INSERTs
+        # without building a 1,000-row VALUES expression first.
+        statement = (
+            insert(ContactEmail)
+            .on_conflict_do_nothing()
+            .returning(ContactEmail.email, ContactEmail.contact_id)
+        )
+        inserted = (await self.session.execute(statement, rows)).all()
         claimed: dict[str, uuid.UUID] = {email: contact_id for email, contact_id in inserted}
         missing = [email for email in wanted if claimed.get(email) != wanted[email]]
         if not missing:
