@@ -260,10 +260,19 @@ async def explain(database_url: str, api_key: str) -> None:
             "filtered list page (lifecycle_stage = 'lead', first 50 by created_at)": """
                 SELECT id FROM contacts WHERE workspace_id = $1 AND deleted_at IS NULL
                   AND lifecycle_stage = 'lead' ORDER BY created_at, id LIMIT 51""",
-            "q search 'dang thao' (first 50)": """
+            "q search 'dang thao' (first 50; common words: the ordered walk stops early)": """
                 SELECT id FROM contacts WHERE workspace_id = $1 AND deleted_at IS NULL
                   AND search_text LIKE '%' || crm_fold('dang') || '%'
                   AND search_text LIKE '%' || crm_fold('thao') || '%'
+                ORDER BY created_at, id LIMIT 51""",
+            "q search 'user123456@' (first 50; a rare fragment: the trigram GIN index)": """
+                SELECT id FROM contacts WHERE workspace_id = $1 AND deleted_at IS NULL
+                  AND search_text LIKE '%' || crm_fold('user123456@') || '%'
+                ORDER BY created_at, id LIMIT 51""",
+            "list by email (any of a contact's addresses)": """
+                SELECT id FROM contacts WHERE workspace_id = $1 AND deleted_at IS NULL
+                  AND id IN (SELECT contact_id FROM contact_emails
+                             WHERE workspace_id = $1 AND email = 'user424242@example.org')
                 ORDER BY created_at, id LIMIT 51""",
         }
         for title, sql in statements.items():
@@ -297,9 +306,15 @@ async def main() -> None:
         help="load generator for the reads (wrk when installed: apt-get install wrk)",
     )
     parser.add_argument("--seconds", type=int, default=20, help="per scenario, with wrk")
-    parser.add_argument("--database-url")
+    parser.add_argument("--database-url", help="adds EXPLAIN (ANALYZE) of the main queries")
+    parser.add_argument("--explain-only", action="store_true", help="only the plans")
     args = parser.parse_args()
 
+    if args.explain_only:
+        if not args.database_url:
+            parser.error("--explain-only needs --database-url")
+        await explain(args.database_url, args.api_key)
+        return
     headers = {"Authorization": f"Bearer {args.api_key}"}
     limits = httpx.Limits(max_connections=max(args.concurrency, args.load_concurrency))
     async with httpx.AsyncClient(
