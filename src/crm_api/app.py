@@ -16,7 +16,7 @@ from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
 from crm_api.core.middleware import BodySizeLimit
-from crm_api.core.openapi import problem_json_only
+from crm_api.core.openapi import finish_openapi
 from crm_api.settings import Settings, get_settings
 from crm_api.workspaces.router import router as api_keys_router
 
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    problem_json_only(app)
+    finish_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     v1 = APIRouter(prefix="/v1")

@@ -17,6 +17,7 @@ from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
 from crm_api.core.idempotency import IdempotencyKey
+from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import (
     ETAG_HEADER,
@@ -33,6 +34,13 @@ router = domain_router("companies")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.companies_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.companies_write))]
+COMPANY_LINKS = links(
+    "company_id",
+    "companies_get",
+    "companies_update",
+    "companies_delete",
+    "companies_contacts_list",
+)
 CompanyId = Annotated[uuid.UUID, Path(description="The company's id.")]
 ExternalIdPath = Annotated[ExternalId, Path(description="Your system's id for the company.")]
 
@@ -59,7 +67,10 @@ async def companies_list(
     "/companies",
     status_code=201,
     response_model=CompanyRead,
-    responses={201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}, **problem_responses(409)},
+    responses={
+        201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}, "links": COMPANY_LINKS},
+        **problem_responses(409),
+    },
     summary="Create a company",
 )
 async def companies_create(
@@ -93,8 +104,12 @@ async def companies_get_by_external_id(
     "/companies/external/{external_id}",
     response_model=CompanyRead,
     responses={
-        200: {"description": "Updated", "headers": ETAG_HEADER},
-        201: {"description": "Created", "headers": {**LOCATION_HEADER, **ETAG_HEADER}},
+        200: {"description": "Updated", "headers": ETAG_HEADER, "links": COMPANY_LINKS},
+        201: {
+            "description": "Created",
+            "headers": {**LOCATION_HEADER, **ETAG_HEADER},
+            "links": COMPANY_LINKS,
+        },
         **problem_responses(409),
     },
     summary="Create or update a company by external id",

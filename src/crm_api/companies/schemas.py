@@ -2,9 +2,9 @@ import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
@@ -104,18 +104,16 @@ class CompanyCreate(CompanyFields):
 class CompanyUpdate(CompanyFields):
     """Only the fields sent change; `null` clears a field; objects merge (RFC 7396)."""
 
-    name: ShortText | None = None
+    # Optional but not nullable: a company always has a name.
+    name: ShortText = None  # type: ignore[assignment]
     external_id: ExternalId | None = None
 
-    @model_validator(mode="after")
-    def name_not_cleared(self) -> Self:
-        if "name" in self.model_fields_set and self.name is None:
-            raise ValueError("`name` cannot be cleared")
-        return self
 
+class CompanyUpsert(CompanyFields):
+    """Upsert by the external id in the path: creates the company with these fields (`name` is
+    required then) or updates them."""
 
-class CompanyUpsert(CompanyUpdate):
-    """Upsert by external id: creates with these fields (`name` required then) or updates them."""
+    name: ShortText = None  # type: ignore[assignment]
 
 
 class CompanyRead(ReadSchema):

@@ -113,8 +113,6 @@ async def upsert_company(
         bump_version(company, changes)
         return changes
 
-    if "external_id" in data.model_fields_set and data.external_id != external_id:
-        raise InvalidInput(("body", "external_id"), "Differs from the external id in the path.")
     company, created, _ = await upsert_by_external_id(
         session, CompanyRepository(session), principal.workspace_id, external_id, create, update
     )

@@ -19,6 +19,7 @@ from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
 from crm_api.core.idempotency import IdempotencyKey
+from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import (
     ETAG_HEADER,
@@ -35,6 +36,7 @@ router = domain_router("contacts")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.contacts_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.contacts_write))]
+CONTACT_LINKS = links("contact_id", "contacts_get", "contacts_update", "contacts_delete")
 ContactId = Annotated[uuid.UUID, Path(description="The contact's id.")]
 ExternalIdPath = Annotated[ExternalId, Path(description="Your system's id for the contact.")]
 
@@ -61,7 +63,10 @@ async def contacts_list(
     "/contacts",
     status_code=201,
     response_model=ContactRead,
-    responses={201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}}, **problem_responses(409)},
+    responses={
+        201: {"headers": {**LOCATION_HEADER, **ETAG_HEADER}, "links": CONTACT_LINKS},
+        **problem_responses(409),
+    },
     summary="Create a contact",
 )
 async def contacts_create(
@@ -110,8 +115,12 @@ async def contacts_get_by_external_id(
     "/contacts/external/{external_id}",
     response_model=ContactRead,
     responses={
-        200: {"description": "Updated", "headers": ETAG_HEADER},
-        201: {"description": "Created", "headers": {**LOCATION_HEADER, **ETAG_HEADER}},
+        200: {"description": "Updated", "headers": ETAG_HEADER, "links": CONTACT_LINKS},
+        201: {
+            "description": "Created",
+            "headers": {**LOCATION_HEADER, **ETAG_HEADER},
+            "links": CONTACT_LINKS,
+        },
         **problem_responses(409),
     },
     summary="Create or update a contact by external id",

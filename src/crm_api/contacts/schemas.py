@@ -12,6 +12,7 @@ from crm_api.core.schemas import (
     CustomFields,
     ExternalId,
     InputSchema,
+    IsoDate,
     ListParams,
     PhoneInput,
     ReadSchema,
@@ -79,7 +80,7 @@ class ContactFields(InputSchema):
     phone: PhoneInput | None = None
     additional_phones: Annotated[list[PhoneInput], Field(max_length=20)] | None = None
     address: Address | None = None
-    birthday: Annotated[date, AfterValidator(_plausible_birthday)] | None = None
+    birthday: Annotated[IsoDate, AfterValidator(_plausible_birthday)] | None = None
     lifecycle_stage: LifecycleStage | None = None
     source: Annotated[ShortText, Field(max_length=100, examples=["web_form"])] | None = None
     tags: Annotated[Tags, AfterValidator(unique_tags)] | None = None
@@ -118,8 +119,9 @@ class ContactUpdate(ContactFields):
     external_id: ExternalId | None = None
 
 
-class ContactUpsert(ContactUpdate):
-    """Upsert by external id: creates the contact with these fields, or updates them."""
+class ContactUpsert(ContactFields):
+    """Upsert by the external id in the path: creates the contact with these fields, or
+    updates them."""
 
 
 class ContactUpsertItem(ContactFields):

@@ -221,8 +221,6 @@ async def delete_contact(
 async def upsert_contact(
     session: AsyncSession, principal: Principal, external_id: str, data: ContactUpsert
 ) -> tuple[Contact, bool]:
-    if "external_id" in data.model_fields_set and data.external_id != external_id:
-        raise InvalidInput(("body", "external_id"), "Differs from the external id in the path.")
     contact, created, _ = await _upsert_one(session, principal, external_id, data)
     return contact, created
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.auth import Principal, authenticate
 from crm_api.core.db import Base, DbSession
-from crm_api.core.errors import BadRequest, ProblemError
+from crm_api.core.errors import ProblemError
 from crm_api.settings import get_settings
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -89,15 +89,16 @@ async def idempotency_key(
         str | None,
         Header(
             alias="Idempotency-Key",
-            description="Makes a retried POST safe: the first response is replayed for 24 h.",
+            description="Makes a retried POST safe: the first response is replayed for 24 h. "
+            "1 to 255 visible ASCII characters, e.g. a UUID; the quoted form is accepted too.",
+            pattern=r"^[!-~]{1,255}$",
+            examples=["8e03978e-40d5-43e8-bc93-6894a57f9324"],
         ),
     ] = None,
 ) -> None:
     if key is None:
         return
-    key = key.strip().removeprefix('"').removesuffix('"')  # also the structured-field form
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise BadRequest("`Idempotency-Key` must be 1 to 255 printable characters.")
+    key = key.removeprefix('"').removesuffix('"') or key  # also the structured-field form
     request_hash = _request_hash(request, await request.body())
     # Held until this transaction ends, so a concurrent retry sees the key in use.
     locked = await session.scalar(

@@ -1,15 +1,26 @@
 """The published OpenAPI document: adjustments FastAPI cannot be told directly."""
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
 
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
 
+# Any request with a body may be malformed (400) or too large (413).
+BODY_PROBLEMS = (400, 413)
 
-def problem_json_only(app: FastAPI) -> None:
-    """Error responses are declared with a model (so `Problem` lands in the components), which
-    makes FastAPI also list `application/json`; the API only ever sends problem+json."""
+
+def _problem(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def finish_openapi(app: FastAPI) -> None:
+    """Errors are problem+json only (FastAPI also lists `application/json` for a response with a
+    model), and operations with a body declare the problems any body can cause."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -17,7 +28,11 @@ def problem_json_only(app: FastAPI) -> None:
             schema = generate()
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
-                    for response in operation.get("responses", {}).values():
+                    responses = operation.setdefault("responses", {})
+                    if "requestBody" in operation:
+                        for status in BODY_PROBLEMS:
+                            responses.setdefault(str(status), _problem(status))
+                    for response in responses.values():
                         content = response.get("content", {})
                         if PROBLEM_MEDIA_TYPE in content:
                             content.pop("application/json", None)
@@ -25,3 +40,12 @@ def problem_json_only(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def links(parameter: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links from a response carrying a record's `id` to the operations on that record
+    (clients and schemathesis' stateful tests follow them)."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {parameter: "$response.body#/id"}}
+        for operation_id in operation_ids
+    }

@@ -16,17 +16,17 @@ M = TypeVar("M", bound=WorkspaceScopedMixin)
 
 class Repository(Generic[M]):
     model: type[M]
-    soft_deleted: ClassVar[bool] = True  # rows with deleted_at set are invisible
+    # Rows with this column set are gone, as far as the API is concerned.
+    gone_column: ClassVar[str] = "deleted_at"
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     def scoped(self, workspace_id: uuid.UUID) -> Select[M]:
         model: Any = self.model
-        statement = select(self.model).where(model.workspace_id == workspace_id)
-        if self.soft_deleted:
-            statement = statement.where(model.deleted_at.is_(None))
-        return statement
+        return select(self.model).where(
+            model.workspace_id == workspace_id, getattr(model, self.gone_column).is_(None)
+        )
 
     async def get(
         self, workspace_id: uuid.UUID, id: uuid.UUID, *, for_update: bool = False
@@ -41,10 +41,10 @@ class Repository(Generic[M]):
         """Built once per repository class: building a statement costs more than running it."""
         model: Any = cls.model
         statement = select(cls.model).where(
-            model.workspace_id == bindparam("workspace_id"), model.id == bindparam("id")
+            model.workspace_id == bindparam("workspace_id"),
+            model.id == bindparam("id"),
+            getattr(model, cls.gone_column).is_(None),
         )
-        if cls.soft_deleted:
-            statement = statement.where(model.deleted_at.is_(None))
         return statement.with_for_update() if for_update else statement
 
     async def get_by_external_ids(

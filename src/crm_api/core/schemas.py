@@ -1,11 +1,13 @@
 """Base models and shared field types."""
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -41,9 +43,26 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    """Pydantic would read a number, or a string of one, as a Unix timestamp; the API takes
+    ISO 8601 text only, as its schema says."""
+    if isinstance(value, datetime | date) or (
+        isinstance(value, str) and not _NUMBER.fullmatch(value)
+    ):
+        return value
+    raise ValueError("expected an ISO 8601 string such as 2026-11-23 or 2026-11-23T08:00:00Z")
+
+
 UtcDatetime = Annotated[
-    datetime, AfterValidator(_as_utc), Field(description="RFC 3339; without an offset, UTC.")
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_as_utc),
+    Field(description="RFC 3339; without an offset, UTC."),
 ]
+IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 
 
 class ReadSchema(BaseModel):

@@ -13,10 +13,10 @@ API_KEY_SORTS = {"created_at": SortField(ApiKey.created_at, datetime)}
 
 
 class ApiKeyRepository(Repository[ApiKey]):
-    """API keys are never deleted, only revoked."""
+    """A revoked key is gone from the API, like a deleted record; its row stays."""
 
     model = ApiKey
-    soft_deleted = False
+    gone_column = "revoked_at"
 
 
 class WorkspaceRepository:

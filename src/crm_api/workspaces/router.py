@@ -7,6 +7,7 @@ from crm_api.core.auth import Principal, Scope, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.idempotency import IdempotencyKey
+from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
 from crm_api.core.routing import domain_router
@@ -47,7 +48,12 @@ async def api_keys_list(
     "/api-keys",
     status_code=201,
     response_model=ApiKeyCreated,
-    responses={201: {"headers": LOCATION_HEADER}},
+    responses={
+        201: {
+            "headers": LOCATION_HEADER,
+            "links": links("api_key_id", "api_keys_get", "api_keys_revoke"),
+        }
+    },
     summary="Create an API key; its secret is in this response only",
 )
 async def api_keys_create(

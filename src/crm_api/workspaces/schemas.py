@@ -38,4 +38,4 @@ class ApiKeyPage(Page[ApiKeyRead]):
 
 
 class ApiKeyListParams(ListParams):
-    include_revoked: bool = False
+    pass

@@ -64,12 +64,11 @@ async def create_api_key(
 async def list_api_keys(
     session: AsyncSession, principal: Principal, params: ApiKeyListParams
 ) -> tuple[list[ApiKey], str | None]:
-    where = [] if params.include_revoked else [ApiKey.revoked_at.is_(None)]
     return await list_records(
         ApiKeyRepository(session),
         principal.workspace_id,
         params,
-        where,
+        [],
         API_KEY_SORTS,
         API_KEY_ID_SORT,
     )
@@ -83,6 +82,5 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, id: uuid.U
     key = await get_or_404(
         ApiKeyRepository(session), principal.workspace_id, id, "API key", for_update=True
     )
-    if key.revoked_at is None:
-        key.revoked_at = func.now()
-        await session.flush()
+    key.revoked_at = func.now()
+    await session.flush()
