@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
+TS_CHECK := clients/typescript
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -17,7 +18,12 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# openapi-typescript and tsc, pinned by package-lock.json, for the frontend type check.
+$(TS_CHECK)/node_modules/.installed: $(TS_CHECK)/package-lock.json
+	npm ci --prefix $(TS_CHECK) --no-audit --no-fund --silent
+	touch $@
+
+install: $(VENV)/.installed $(TS_CHECK)/node_modules/.installed
 
 serve: install
 	$(BIN)/crm-api migrate
@@ -47,4 +53,4 @@ openapi: install
 	$(BIN)/crm-api openapi export
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TS_CHECK)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,18 @@ def test_operation_ids_are_unique_and_named_for_their_resource() -> None:
     assert {"contacts_list", "contacts_create", "companies_get", "api_keys_revoke"} <= set(ids)
 
 
+def test_every_operation_declares_problems_and_bodies_have_examples() -> None:
+    spec = create_app().openapi()
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            errors = [s for s in operation["responses"] if s.startswith(("4", "5"))]
+            assert "500" in errors, (method, path)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body is not None:
+                schema = spec["components"]["schemas"][body["schema"]["$ref"].split("/")[-1]]
+                assert schema.get("examples"), (method, path)
+
+
 def test_errors_are_declared_as_problem_json_only() -> None:
     spec = create_app().openapi()
     for path in spec["paths"].values():

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 import crm_api
@@ -19,6 +20,11 @@ from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.settings import Settings, get_settings
 from crm_api.workspaces.router import router as api_keys_router
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
 
 DESCRIPTION = """\
 A headless CRM: contacts and companies, with cursor pagination, optimistic concurrency
@@ -66,13 +72,14 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.include_router(v1)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
-    async def health_live() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health_live() -> Health:
+        return Health(status="ok")
 
     @app.get(
         "/readyz",
         tags=["health"],
         summary="The database answers",
+        response_model=Health,
         responses=problem_responses(503),
     )
     async def health_ready(request: Request) -> JSONResponse:

@@ -104,6 +104,10 @@ class CompanyCreate(CompanyFields):
 class CompanyUpdate(CompanyFields):
     """Only the fields sent change; `null` clears a field; objects merge (RFC 7396)."""
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"size": "large", "tags": ["key-account", "emea"]}]}
+    }
+
     # Optional but not nullable: a company always has a name.
     name: ShortText = None  # type: ignore[assignment]
     external_id: ExternalId | None = None
@@ -112,6 +116,12 @@ class CompanyUpdate(CompanyFields):
 class CompanyUpsert(CompanyFields):
     """Upsert by the external id in the path: creates the company with these fields (`name` is
     required then) or updates them."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"name": "Acme Corporation", "domain": "acme.com", "type": "customer"}]
+        }
+    }
 
     name: ShortText = None  # type: ignore[assignment]
 

@@ -6,6 +6,7 @@ from fastapi import Depends, Path, Query, Request, Response
 from crm_api.contacts import service
 from crm_api.contacts.schemas import (
     BatchUpsertResult,
+    CompanyContactListParams,
     ContactBatchUpsert,
     ContactCreate,
     ContactListParams,
@@ -207,7 +208,7 @@ async def companies_contacts_list(
     response: Response,
     session: DbSession,
     principal: Reader,
-    params: Annotated[ContactListParams, Query()],
+    params: Annotated[CompanyContactListParams, Query()],
 ) -> ContactPage:
     rows, next_cursor = await service.list_company_contacts(session, principal, company_id, params)
     set_link_header(request, response, next_cursor)

@@ -116,6 +116,19 @@ class ContactCreate(ContactFields):
 class ContactUpdate(ContactFields):
     """Only the fields sent change; `null` clears a field; objects merge (RFC 7396)."""
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "lifecycle_stage": "customer",
+                    "consent": {"sms": "denied"},
+                    "custom_fields": {"vip": True, "old_field": None},
+                    "last_name": None,
+                }
+            ]
+        }
+    }
+
     external_id: ExternalId | None = None
 
 
@@ -123,12 +136,38 @@ class ContactUpsert(ContactFields):
     """Upsert by the external id in the path: creates the contact with these fields, or
     updates them."""
 
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "first_name": "Grace",
+                    "last_name": "Hopper",
+                    "email": "grace@example.com",
+                    "lifecycle_stage": "customer",
+                }
+            ]
+        }
+    }
+
 
 class ContactUpsertItem(ContactFields):
     external_id: ExternalId
 
 
 class ContactBatchUpsert(InputSchema):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "items": [
+                        {"external_id": "ERP-1", "first_name": "Ada", "email": "ada@example.com"},
+                        {"external_id": "ERP-2", "first_name": "Alan", "phone": "+44 20 7946 0958"},
+                    ]
+                }
+            ]
+        }
+    }
+
     items: Annotated[list[ContactUpsertItem], Field(min_length=1, max_length=1000)]
 
 
@@ -179,7 +218,9 @@ class ContactPage(Page[ContactRead]):
     pass
 
 
-class ContactListParams(ListParams):
+class CompanyContactListParams(ListParams):
+    """The filters of a company's contact list (the company is in the path)."""
+
     q: str | None = Field(
         default=None,
         min_length=1,
@@ -191,9 +232,12 @@ class ContactListParams(ListParams):
     lifecycle_stage: LifecycleStage | None = None
     tag: Tag | None = None
     owner_id: uuid.UUID | None = None
-    company_id: uuid.UUID | None = None
     external_id: ExternalId | None = None
     created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
     created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
     updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
     updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")
+
+
+class ContactListParams(CompanyContactListParams):
+    company_id: uuid.UUID | None = None

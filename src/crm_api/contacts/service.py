@@ -13,6 +13,7 @@ from crm_api.contacts.repository import CONTACT_ID_SORT, CONTACT_SORTS, ContactR
 from crm_api.contacts.schemas import (
     BatchItemResult,
     BatchItemStatus,
+    CompanyContactListParams,
     ConsentInput,
     ContactCreate,
     ContactFields,
@@ -176,12 +177,14 @@ async def list_contacts(
 
 
 async def list_company_contacts(
-    session: AsyncSession, principal: Principal, company_id: uuid.UUID, params: ContactListParams
+    session: AsyncSession,
+    principal: Principal,
+    company_id: uuid.UUID,
+    params: CompanyContactListParams,
 ) -> tuple[list[Contact], str | None]:
     await get_or_404(CompanyRepository(session), principal.workspace_id, company_id, "company")
-    return await list_contacts(
-        session, principal, params.model_copy(update={"company_id": company_id})
-    )
+    with_company = ContactListParams(**params.model_dump(exclude_unset=True), company_id=company_id)
+    return await list_contacts(session, principal, with_company)
 
 
 async def update_contact(

@@ -7,8 +7,9 @@ from fastapi import FastAPI
 
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
 
-# Any request with a body may be malformed (400) or too large (413).
+# Any request with a body may be malformed (400) or too large (413); anything may fail (500).
 BODY_PROBLEMS = (400, 413)
+ALWAYS = (500,)
 
 
 def _problem(status: int) -> dict[str, Any]:
@@ -20,7 +21,8 @@ def _problem(status: int) -> dict[str, Any]:
 
 def finish_openapi(app: FastAPI) -> None:
     """Errors are problem+json only (FastAPI also lists `application/json` for a response with a
-    model), and operations with a body declare the problems any body can cause."""
+    model); every operation declares 500, and those with a body the problems any body can
+    cause."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -29,9 +31,9 @@ def finish_openapi(app: FastAPI) -> None:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     responses = operation.setdefault("responses", {})
-                    if "requestBody" in operation:
-                        for status in BODY_PROBLEMS:
-                            responses.setdefault(str(status), _problem(status))
+                    statuses = ALWAYS + (BODY_PROBLEMS if "requestBody" in operation else ())
+                    for status in statuses:
+                        responses.setdefault(str(status), _problem(status))
                     for response in responses.values():
                         content = response.get("content", {})
                         if PROBLEM_MEDIA_TYPE in content:

@@ -1,0 +1,66 @@
+// What a frontend team writes against the API; `tsc --noEmit` fails when the spec changes under it.
+import type { components, paths } from "./generated/schema";
+
+type Problem = components["schemas"]["Problem"];
+type Contact = components["schemas"]["ContactRead"];
+type ContactPage =
+  paths["/v1/contacts"]["get"]["responses"][200]["content"]["application/json"];
+type ContactQuery = NonNullable<paths["/v1/contacts"]["get"]["parameters"]["query"]>;
+type NewContact =
+  paths["/v1/contacts"]["post"]["requestBody"]["content"]["application/json"];
+type NotFound =
+  paths["/v1/contacts/{contact_id}"]["get"]["responses"][404]["content"]["application/problem+json"];
+
+export class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(`${problem.status} ${problem.title}${problem.detail ? `: ${problem.detail}` : ""}`);
+  }
+
+  /** The first invalid field, as "body.email", for a form to highlight. */
+  get field(): string | undefined {
+    return this.problem.errors?.[0]?.loc.join(".");
+  }
+}
+
+async function call<T>(baseUrl: string, key: string, path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    ...init,
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+  });
+  if (!response.ok) {
+    throw new ApiError((await response.json()) as Problem);
+  }
+  return (await response.json()) as T;
+}
+
+export async function* allContacts(
+  baseUrl: string,
+  key: string,
+  query: ContactQuery = {},
+): AsyncGenerator<Contact> {
+  let cursor: string | null = null;
+  do {
+    const params = new URLSearchParams({ limit: String(query.limit ?? 100) });
+    if (query.q) params.set("q", query.q);
+    if (query.lifecycle_stage) params.set("lifecycle_stage", query.lifecycle_stage);
+    if (cursor) params.set("cursor", cursor);
+    const page: ContactPage = await call(baseUrl, key, `/v1/contacts?${params}`);
+    yield* page.data;
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+}
+
+export function displayName(contact: Contact): string {
+  const name = [contact.first_name, contact.last_name].filter(Boolean).join(" ");
+  const consent = contact.consent.email.status === "granted" ? "" : " (no email consent)";
+  return `${name || contact.email || contact.id}${consent} · v${contact.version}`;
+}
+
+export async function createLead(baseUrl: string, key: string, email: string): Promise<Contact> {
+  const body: NewContact = { email, lifecycle_stage: "lead", tags: ["signup"] };
+  return call<Contact>(baseUrl, key, "/v1/contacts", { method: "POST", body: JSON.stringify(body) });
+}
+
+export function describeNotFound(problem: NotFound): string {
+  return `${problem.title} (${problem.instance ?? "?"})`;
+}

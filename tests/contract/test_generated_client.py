@@ -1,0 +1,140 @@
+"""A typed Python client generated from openapi/openapi.json (openapi-python-client), driving a
+running server through what an integrator does first."""
+
+import datetime
+import importlib
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.contract.conftest import LiveServer
+
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+GENERATOR = Path(sys.executable).parent / "openapi-python-client"
+
+
+@pytest.fixture(scope="module")
+def crm_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    folder = tmp_path_factory.mktemp("generated")
+    config = folder / "config.yml"
+    config.write_text("package_name_override: crm_client\npost_hooks: []\n")
+    generated = subprocess.run(
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(SPEC),
+            "--meta",
+            "none",
+            "--output-path",
+            str(folder / "crm_client"),
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    sys.path.insert(0, str(folder))
+    try:
+        yield importlib.import_module("crm_client")
+    finally:
+        sys.path.remove(str(folder))
+        for name in [n for n in sys.modules if n == "crm_client" or n.startswith("crm_client.")]:
+            del sys.modules[name]
+
+
+def api(module: str) -> Any:
+    return importlib.import_module(f"crm_client.{module}")
+
+
+def test_an_integrators_first_session(crm_client: ModuleType, live_server: LiveServer) -> None:
+    models = api("models")
+    companies_create = api("api.companies.companies_create")
+    contacts_create = api("api.contacts.contacts_create")
+    company_contacts = api("api.contacts.companies_contacts_list")
+    contacts_get = api("api.contacts.contacts_get")
+    contacts_update = api("api.contacts.contacts_update")
+    contacts_delete = api("api.contacts.contacts_delete")
+    run = uuid.uuid4().hex[:8]
+    client = crm_client.AuthenticatedClient(base_url=live_server.url, token=live_server.key)
+
+    # A company and its contacts.
+    company = companies_create.sync(
+        client=client,
+        body=models.CompanyCreate(
+            name=f"Typed {run}", domain=f"typed-{run}.example", type_=models.CompanyType.CUSTOMER
+        ),
+    )
+    assert isinstance(company, models.CompanyRead)
+    assert company.type_ == models.CompanyType.CUSTOMER
+    created = []
+    for n in range(5):
+        contact = contacts_create.sync(
+            client=client,
+            body=models.ContactCreate(
+                first_name=f"Person{n}",
+                email=f"person{n}-{run}@example.com",
+                company_id=company.id,
+                lifecycle_stage=models.LifecycleStage.LEAD,
+            ),
+            idempotency_key=f"create-{run}-{n}",
+        )
+        assert isinstance(contact, models.ContactRead), contact
+        created.append(contact.id)
+
+    # Page by page, two at a time, following next_cursor.
+    seen: list[uuid.UUID] = []
+    cursor: Any = crm_client.types.UNSET
+    while True:
+        page = company_contacts.sync(client=client, company_id=company.id, limit=2, cursor=cursor)
+        assert isinstance(page, models.ContactPage)
+        seen += [c.id for c in page.data]
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert seen == created
+
+    # Optimistic concurrency: patch with the ETag, then a stale one is a typed 412 problem.
+    first = contacts_get.sync_detailed(contact_id=created[0], client=client)
+    etag = first.headers["etag"]
+    patched = contacts_update.sync(
+        contact_id=created[0],
+        client=client,
+        body=models.ContactUpdate(last_name="Typed"),
+        if_match=etag,
+    )
+    assert isinstance(patched, models.ContactRead)
+    assert patched.version == 2
+    stale = contacts_update.sync_detailed(
+        contact_id=created[0],
+        client=client,
+        body=models.ContactUpdate(last_name="Stale"),
+        if_match=etag,
+    )
+    assert stale.status_code == 412
+    assert isinstance(stale.parsed, models.Problem)
+    assert stale.parsed.additional_properties["current_etag"] == '"2"'
+
+    # Delete; the contact is gone.
+    deleted = contacts_delete.sync_detailed(contact_id=created[0], client=client)
+    assert deleted.status_code == 204
+    missing = contacts_get.sync_detailed(contact_id=created[0], client=client)
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, models.Problem)
+    assert missing.parsed.title == "Not found"
+
+    # A validation problem, typed down to the field that was wrong.
+    invalid = contacts_create.sync_detailed(
+        client=client,
+        body=models.ContactCreate(first_name="X", birthday=datetime.date(2999, 1, 1)),
+    )
+    assert invalid.status_code == 422
+    assert isinstance(invalid.parsed, models.Problem)
+    assert invalid.parsed.errors[0].loc == ["body", "birthday"]
