@@ -34,13 +34,16 @@ router = domain_router("companies")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.companies_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.companies_write))]
-COMPANY_LINKS = links(
-    "company_id",
-    "companies_get",
-    "companies_update",
-    "companies_delete",
-    "companies_contacts_list",
-)
+COMPANY_LINKS = {
+    **links(
+        "company_id",
+        "companies_get",
+        "companies_update",
+        "companies_delete",
+        "companies_contacts_list",
+    ),
+    **links("external_id", "companies_get_by_external_id", field="external_id"),
+}
 CompanyId = Annotated[uuid.UUID, Path(description="The company's id.")]
 ExternalIdPath = Annotated[ExternalId, Path(description="Your system's id for the company.")]
 

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
@@ -12,6 +12,7 @@ from crm_api.core.schemas import (
     CustomFields,
     ExternalId,
     InputSchema,
+    Label,
     ListParams,
     PhoneInput,
     ReadSchema,
@@ -65,7 +66,7 @@ Domain = Annotated[
     AfterValidator(_valid_domain),
     Field(description="The company's web domain; a URL is reduced to it.", examples=["acme.com"]),
 ]
-Industry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Industry = Label
 
 
 class CompanyFields(InputSchema):

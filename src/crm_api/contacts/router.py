@@ -37,7 +37,10 @@ router = domain_router("contacts")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.contacts_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.contacts_write))]
-CONTACT_LINKS = links("contact_id", "contacts_get", "contacts_update", "contacts_delete")
+CONTACT_LINKS = {
+    **links("contact_id", "contacts_get", "contacts_update", "contacts_delete"),
+    **links("external_id", "contacts_get_by_external_id", field="external_id"),
+}
 ContactId = Annotated[uuid.UUID, Path(description="The contact's id.")]
 ExternalIdPath = Annotated[ExternalId, Path(description="Your system's id for the contact.")]
 

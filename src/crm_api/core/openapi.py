@@ -44,10 +44,11 @@ def finish_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def links(parameter: str, *operation_ids: str) -> dict[str, Any]:
-    """OpenAPI links from a response carrying a record's `id` to the operations on that record
-    (clients and schemathesis' stateful tests follow them)."""
+def links(parameter: str, *operation_ids: str, field: str = "id") -> dict[str, Any]:
+    """OpenAPI links from a response carrying a record's `id` (or another field) to the
+    operations on that record; clients and schemathesis' stateful tests follow them."""
+    value = f"$response.body#/{field}"
     return {
-        operation_id: {"operationId": operation_id, "parameters": {parameter: "$response.body#/id"}}
+        operation_id: {"operationId": operation_id, "parameters": {parameter: value}}
         for operation_id in operation_ids
     }

@@ -14,19 +14,31 @@ from pydantic import (
     field_validator,
 )
 
-# Blank strings are never meaningful values: trimmed, then at least one character.
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+# Free text: not blank (`\S` in the schema), limited as sent, stored without surrounding
+# whitespace. The limits apply to the value as sent, so validation is exactly what the published
+# schema says (schemathesis holds us to it).
+NOT_BLANK = r"\S"
+Stripped = AfterValidator(str.strip)
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
+]
+LongText = Annotated[
+    str, StringConstraints(min_length=1, max_length=5000, pattern=NOT_BLANK), Stripped
+]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), Stripped]
+PostalCode = Annotated[
+    str, StringConstraints(min_length=1, max_length=20, pattern=NOT_BLANK), Stripped
+]
 ExternalId = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^/\s]+$"),
+    StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\s]+$"),
     Field(description="Your system's id for this record; unique per workspace and resource."),
 ]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NOT_BLANK), Stripped]
 Tags = Annotated[list[Tag], Field(max_length=50, description="Free labels, at most 50.")]
 CountryCode = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"),
+    StringConstraints(to_upper=True, pattern=r"^[A-Za-z]{2}$"),
     Field(description="ISO 3166-1 alpha-2 country code."),
 ]
 CustomFields = Annotated[
@@ -107,19 +119,17 @@ def unique_tags(tags: list[str]) -> list[str]:
 
 
 class Address(InputSchema):
-    line1: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    line2: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    city: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
-    region: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
-    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = (
-        None
-    )
+    line1: ShortText | None = None
+    line2: ShortText | None = None
+    city: Label | None = None
+    region: Label | None = None
+    postal_code: PostalCode | None = None
     country: CountryCode | None = None
 
 
 PhoneInput = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=40),
+    StringConstraints(min_length=3, max_length=40, pattern=r"^[0-9+()./\- ]+$"),
     Field(
         description="Any common notation; stored in E.164. Without a `+` country code the "
         "workspace's default country is assumed.",
