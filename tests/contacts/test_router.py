@@ -843,6 +843,16 @@ class TestHostileInput:
         assert_problem(response, 422, loc=["query", "q"])
 
 
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:01", "9999-12-31T23:59:59-01:00"])
+async def test_moments_outside_the_utc_calendar_are_422(
+    client: AsyncClient, tenant: Tenant, moment: str
+) -> None:
+    response = await client.get(
+        "/v1/contacts", params={"created_before": moment}, headers=tenant.headers
+    )
+    assert_problem(response, 422, loc=["query", "created_before"])
+
+
 async def test_numbers_are_not_dates(client: AsyncClient, tenant: Tenant) -> None:
     response = await client.get("/v1/contacts?updated_before=0.5", headers=tenant.headers)
     assert_problem(response, 422, loc=["query", "updated_before"])
