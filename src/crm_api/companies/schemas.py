@@ -13,13 +13,11 @@ from crm_api.core.schemas import (
     ExternalId,
     InputSchema,
     Label,
-    ListParams,
     PhoneInput,
     ReadSchema,
+    RecordListParams,
     ShortText,
-    Tag,
     Tags,
-    UtcDatetime,
     unique_tags,
 )
 
@@ -145,7 +143,7 @@ class CompanyRead(ReadSchema):
     version: int
 
 
-class CompanyListParams(ListParams):
+class CompanyListParams(RecordListParams):
     q: str | None = Field(
         default=None, min_length=1, max_length=200, description="Words found in name or domain."
     )
@@ -153,13 +151,6 @@ class CompanyListParams(ListParams):
     type: CompanyType | None = None
     size: CompanySize | None = None
     industry: Industry | None = None
-    tag: Tag | None = None
-    owner_id: uuid.UUID | None = None
-    external_id: ExternalId | None = None
-    created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
-    created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
-    updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
-    updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")
 
 
 class CompanyPage(Page[CompanyRead]):

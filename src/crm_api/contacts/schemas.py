@@ -13,13 +13,11 @@ from crm_api.core.schemas import (
     ExternalId,
     InputSchema,
     IsoDate,
-    ListParams,
     PhoneInput,
     ReadSchema,
+    RecordListParams,
     ShortText,
-    Tag,
     Tags,
-    UtcDatetime,
     unique_tags,
 )
 
@@ -218,7 +216,7 @@ class ContactPage(Page[ContactRead]):
     pass
 
 
-class CompanyContactListParams(ListParams):
+class CompanyContactListParams(RecordListParams):
     """The filters of a company's contact list (the company is in the path)."""
 
     q: str | None = Field(
@@ -230,13 +228,6 @@ class CompanyContactListParams(ListParams):
     )
     email: Email | None = Field(default=None, description="Any of the contact's addresses.")
     lifecycle_stage: LifecycleStage | None = None
-    tag: Tag | None = None
-    owner_id: uuid.UUID | None = None
-    external_id: ExternalId | None = None
-    created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
-    created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
-    updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
-    updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")
 
 
 class ContactListParams(CompanyContactListParams):

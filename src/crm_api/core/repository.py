@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import WorkspaceScopedMixin
 from crm_api.core.pagination import PageRequest, keyset_after, order_by
+from crm_api.core.schemas import RecordListParams
 
 M = TypeVar("M", bound=WorkspaceScopedMixin)
 
@@ -76,7 +77,7 @@ class Repository(Generic[M]):
         self.session.add(record)
 
 
-def record_filters(model: Any, params: Any) -> list[ColumnElement[bool]]:
+def record_filters(model: Any, params: RecordListParams) -> list[ColumnElement[bool]]:
     """The list filters every record type shares: external id, owner, tag, time ranges."""
     where: list[ColumnElement[bool]] = []
     if params.external_id is not None:

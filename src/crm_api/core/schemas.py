@@ -1,6 +1,7 @@
 """Base models and shared field types."""
 
 import re
+import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -158,3 +159,15 @@ class ListParams(InputSchema):
     def filters(self) -> dict[str, Any]:
         """The parameters that select rows, which a cursor is bound to."""
         return self.model_dump(exclude={"limit", "cursor", "sort"}, exclude_none=True)
+
+
+class RecordListParams(ListParams):
+    """The filters every record list shares (core/repository.py: record_filters)."""
+
+    tag: Tag | None = None
+    owner_id: uuid.UUID | None = None
+    external_id: ExternalId | None = None
+    created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
+    created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
+    updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
+    updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")
