@@ -10,7 +10,7 @@ import typer
 import uvicorn
 
 from crm_api.core.database_url import resolve_database_url
-from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.core.db import transaction
 from crm_api.settings import get_settings
 
 app = typer.Typer(
@@ -70,15 +70,12 @@ def workspace_create(
     from crm_api.workspaces.service import create_workspace
 
     async def run() -> tuple[str, str]:
-        engine = create_engine(resolve_database_url(get_settings()), get_settings())
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                workspace, _, secret = await create_workspace(
-                    session, name, default_country=country.upper() if country else None
-                )
-                return str(workspace.id), secret
-        finally:
-            await engine.dispose()
+        settings = get_settings()
+        async with transaction(resolve_database_url(settings), settings) as session:
+            workspace, _, secret = await create_workspace(
+                session, name, default_country=country.upper() if country else None
+            )
+            return str(workspace.id), secret
 
     workspace_id, secret = asyncio.run(run())
     typer.echo(f"workspace {name} created: {workspace_id}")
@@ -95,13 +92,9 @@ def demo() -> None:
     key_file = settings.data_dir / "demo-api-key"
 
     async def run() -> str:
-        engine = create_engine(resolve_database_url(settings), settings)
-        try:
-            sessionmaker = create_sessionmaker(engine)
-            known = key_file.read_text().strip() if key_file.exists() else None
-            return await ensure_demo_workspace(sessionmaker, known)
-        finally:
-            await engine.dispose()
+        known = key_file.read_text().strip() if key_file.exists() else None
+        async with transaction(resolve_database_url(settings), settings) as session:
+            return await ensure_demo_workspace(session, known)
 
     secret = asyncio.run(run())
     key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -4,16 +4,19 @@ names, so search, filters and pagination have something to show."""
 import random
 import unicodedata
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.schemas import CompanyCreate
 from crm_api.companies.service import create_company
 from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact
-from crm_api.core.auth import Principal, Scope, hash_api_key
-from crm_api.workspaces.models import ApiKey
-from crm_api.workspaces.service import create_workspace, find_workspace, issue_api_key
+from crm_api.core.auth import Principal, Scope
+from crm_api.workspaces.service import (
+    create_workspace,
+    find_workspace,
+    is_live_key,
+    issue_api_key,
+)
 
 DEMO_WORKSPACE = "Demo"
 
@@ -122,28 +125,17 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
         )
 
 
-async def ensure_demo_workspace(
-    sessionmaker: async_sessionmaker[AsyncSession], known_key: str | None
-) -> str:
+async def ensure_demo_workspace(session: AsyncSession, known_key: str | None) -> str:
     """The demo workspace's admin key: the known one while it is valid, else a new one."""
-    async with sessionmaker.begin() as session:
-        workspace = await find_workspace(session, DEMO_WORKSPACE)
-        if workspace is None:
-            workspace, key, secret = await create_workspace(
-                session, DEMO_WORKSPACE, default_country="US"
-            )
-            principal = Principal(workspace.id, key.id, frozenset({Scope.admin}), "US")
-            await _seed(session, principal)
-            return secret
-        if known_key is not None:
-            valid = await session.scalar(
-                select(ApiKey.id).where(
-                    ApiKey.workspace_id == workspace.id,
-                    ApiKey.key_hash == hash_api_key(known_key),
-                    ApiKey.revoked_at.is_(None),
-                )
-            )
-            if valid is not None:
-                return known_key
-        _, secret = await issue_api_key(session, workspace.id, "demo admin", [Scope.admin])
+    workspace = await find_workspace(session, DEMO_WORKSPACE)
+    if workspace is None:
+        workspace, key, secret = await create_workspace(
+            session, DEMO_WORKSPACE, default_country="US"
+        )
+        principal = Principal(workspace.id, key.id, frozenset({Scope.admin}), "US")
+        await _seed(session, principal)
         return secret
+    if known_key is not None and await is_live_key(session, workspace.id, known_key):
+        return known_key
+    _, secret = await issue_api_key(session, workspace.id, "demo admin", [Scope.admin])
+    return secret

@@ -22,7 +22,7 @@ from schemathesis import Case
 from schemathesis.config._auth import AuthConfig
 from schemathesis.core.failures import FailureGroup
 
-from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.core.db import transaction
 from crm_api.settings import Settings
 from crm_api.workspaces.service import create_workspace
 from tests.contract.conftest import LiveServer
@@ -80,13 +80,9 @@ def test_every_operation_succeeded_at_least_once() -> None:
 
 def new_workspace_key(database_url: str) -> str:
     async def create() -> str:
-        engine = create_engine(database_url, Settings())
-        try:
-            async with create_sessionmaker(engine).begin() as session:
-                _, _, secret = await create_workspace(session, "Stateful", default_country="US")
-                return secret
-        finally:
-            await engine.dispose()
+        async with transaction(database_url, Settings()) as session:
+            _, _, secret = await create_workspace(session, "Stateful", default_country="US")
+            return secret
 
     return asyncio.run(create())
 

@@ -1,6 +1,8 @@
 """ORM base, mixins, engine and the request's session."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -80,6 +82,18 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(database_url: str, settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on a short-lived engine, for commands and scripts; committed when the
+    block succeeds."""
+    engine = create_engine(database_url, settings)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def get_session(request: Request) -> AsyncSession:

@@ -18,6 +18,10 @@ class ApiKeyRepository(Repository[ApiKey]):
     model = ApiKey
     gone_column = "revoked_at"
 
+    async def get_by_hash(self, workspace_id: uuid.UUID, key_hash: str) -> ApiKey | None:
+        statement = self.scoped(workspace_id).where(ApiKey.key_hash == key_hash)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
 
 class WorkspaceRepository:
     def __init__(self, session: AsyncSession) -> None:

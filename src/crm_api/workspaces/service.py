@@ -41,6 +41,12 @@ async def create_workspace(
     return workspace, key, secret
 
 
+async def is_live_key(session: AsyncSession, workspace_id: uuid.UUID, secret: str) -> bool:
+    """Whether `secret` is an unrevoked key of this workspace."""
+    key = await ApiKeyRepository(session).get_by_hash(workspace_id, hash_api_key(secret))
+    return key is not None
+
+
 async def find_workspace(session: AsyncSession, name: str) -> Workspace | None:
     return await WorkspaceRepository(session).first_named(name)
 

@@ -1,0 +1,29 @@
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_api.demo import ensure_demo_workspace
+
+
+async def test_demo_workspace_is_seeded_once_and_keeps_its_key(
+    client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessionmaker() as session:
+        key = await ensure_demo_workspace(session, None)
+        await session.commit()
+    headers = {"Authorization": f"Bearer {key}"}
+    found = await client.get("/v1/contacts?q=nguyen&limit=500", headers=headers)
+    assert found.status_code == 200
+    assert found.json()["data"]  # accented names were seeded and are searchable
+    companies = (await client.get("/v1/companies", headers=headers)).json()["data"]
+    assert len(companies) == 10
+
+    async with sessionmaker() as session:
+        assert await ensure_demo_workspace(session, key) == key  # still valid: kept
+        replaced = await ensure_demo_workspace(session, "crm_not-a-key")
+        await session.commit()
+    assert replaced != key
+    assert (
+        await client.get("/v1/contacts", headers={"Authorization": f"Bearer {replaced}"})
+    ).status_code == 200
+    again = (await client.get("/v1/companies", headers=headers)).json()["data"]
+    assert len(again) == 10  # no second seeding
