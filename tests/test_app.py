@@ -1,10 +1,16 @@
 """Behaviour every route shares: health, problem+json for framework errors, body limits."""
 
+import json
+from typing import Any
+
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_api.companies.router import router as companies_router
 from crm_api.contacts.router import router as contacts_router
+from crm_api.core.middleware import BodySizeLimit
 from crm_api.workspaces.router import router as api_keys_router
 from tests.builders import Tenant, assert_problem
 
@@ -86,3 +92,33 @@ async def test_interactive_docs_load_and_list_every_operation(client: AsyncClien
         for method in route.methods
     }
     assert operations == routes
+
+
+async def test_readyz_is_503_when_the_database_does_not_answer(app: FastAPI) -> None:
+    unreachable = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    app.state.engine = unreachable
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+            assert_problem(await client.get("/readyz"), 503)
+    finally:
+        await unreachable.dispose()
+
+
+async def test_malformed_content_length_is_400() -> None:
+    """httpx will not send a bad Content-Length, so the middleware is called as ASGI."""
+    sent: list[dict[str, Any]] = []
+
+    async def never_called(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("the request should not reach the app")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/v1/contacts", "headers": [(b"content-length", b"12x")]}
+    await BodySizeLimit(never_called, max_bytes=1024)(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["status"] == 400

@@ -94,6 +94,16 @@ class TestUpdateCompany:
         )
         assert_problem(stale, 412)
 
+    async def test_taking_another_companys_external_id_is_409(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
+        holder = await create_company(client, tenant, external_id="ACC-9")
+        other = await create_company(client, tenant, name="Other")
+        response = await client.patch(
+            f"/v1/companies/{other['id']}", json={"external_id": "ACC-9"}, headers=tenant.headers
+        )
+        assert assert_problem(response, 409)["existing_id"] == holder["id"]
+
     async def test_name_cannot_be_cleared(self, client: AsyncClient, tenant: Tenant) -> None:
         company = await create_company(client, tenant)
         response = await client.patch(

@@ -298,6 +298,18 @@ class TestUpdateContact:
         )
         assert star.status_code == 200
 
+    async def test_taking_another_contacts_external_id_is_409(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
+        holder = await create_contact(client, tenant, external_id="ERP-7")
+        other = await create_contact(client, tenant)
+        response = await client.patch(
+            f"/v1/contacts/{other['id']}", json={"external_id": "ERP-7"}, headers=tenant.headers
+        )
+        assert assert_problem(response, 409)["existing_id"] == holder["id"]
+        kept = await client.get(f"/v1/contacts/{other['id']}", headers=tenant.headers)
+        assert kept.json()["external_id"] is None
+
     async def test_clearing_every_identifying_field_is_422(
         self, client: AsyncClient, tenant: Tenant
     ) -> None:
