@@ -22,6 +22,9 @@ from crm_api.migrate import upgrade_to_head
 from crm_api.settings import Settings
 from tests.builders import Tenant, create_tenant
 
+# Webhook receivers in the tests listen on loopback over plain HTTP.
+os.environ.setdefault("CRM_WEBHOOKS_ALLOW_INSECURE", "true")
+
 
 async def _admin_execute(server_url: str, sql: str) -> None:
     url = make_url(server_url)

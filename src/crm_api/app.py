@@ -19,7 +19,18 @@ from crm_api.core.errors import install_problem_handlers, problem_responses, rec
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.settings import Settings, get_settings
+from crm_api.webhooks.router import events_router
+from crm_api.webhooks.router import router as webhook_endpoints_router
 from crm_api.workspaces.router import router as api_keys_router
+
+# Every resource family's router, mounted under /v1.
+V1_ROUTERS = (
+    contacts_router,
+    companies_router,
+    api_keys_router,
+    events_router,
+    webhook_endpoints_router,
+)
 
 
 class Health(BaseModel):
@@ -66,7 +77,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     v1 = APIRouter(prefix="/v1")
-    for router in (contacts_router, companies_router, api_keys_router):
+    for router in V1_ROUTERS:
         v1.include_router(router)
         record_allowed_methods(app, router, prefix="/v1")
     app.include_router(v1)

@@ -4,6 +4,27 @@ from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
+from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
+from crm_api.webhooks.models import (
+    Event,
+    EventCounter,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+)
 from crm_api.workspaces.models import ApiKey, Workspace
 
-__all__ = ["ApiKey", "Base", "Company", "Contact", "ContactEmail", "IdempotencyRecord", "Workspace"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Company",
+    "Contact",
+    "ContactEmail",
+    "Event",
+    "EventCounter",
+    "IdempotencyRecord",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
+    "WebhookEndpoint",
+    "Workspace",
+]

@@ -23,6 +23,28 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="Base URL used in Link/Location headers; default: the request's."
     )
+    webhooks_allow_insecure: bool = Field(
+        default=False,
+        description="Allow plain-http webhook URLs and loopback/private addresses (development).",
+    )
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    # The Standard Webhooks example schedule: 10 attempts over about three days. Each delay is
+    # varied by +-20% (jitter) so endpoints that failed together are not retried together.
+    webhook_retry_delays: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        description="Seconds to wait after each failed attempt; the last failure marks the "
+        "delivery failed.",
+    )
+    webhook_disable_after_hours: float = Field(
+        default=120, description="An endpoint failing without a success this long is disabled."
+    )
+    webhook_response_body_bytes: int = 4096
+    worker_batch_size: int = Field(default=100, ge=1, le=1000)
+    worker_concurrency: int = Field(default=32, ge=1, le=256)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    event_retention_days: int = Field(
+        default=30, ge=4, description="Events (and their deliveries) older than this are pruned."
+    )
 
 
 @lru_cache

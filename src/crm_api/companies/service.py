@@ -8,10 +8,12 @@ from crm_api.companies.schemas import (
     CompanyCreate,
     CompanyFields,
     CompanyListParams,
+    CompanyRead,
     CompanyUpdate,
     CompanyUpsert,
 )
 from crm_api.contacts.repository import ContactRepository
+from crm_api.contacts.service import announce as announce_contact
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
@@ -27,6 +29,7 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.webhooks.events import emit
 
 
 def _apply(company: Company, data: CompanyFields, principal: Principal) -> Changes:
@@ -36,6 +39,13 @@ def _apply(company: Company, data: CompanyFields, principal: Principal) -> Chang
         )
 
     return apply_fields(company, data, data.model_fields_set, {"phone": phone})
+
+
+def _announce(
+    session: AsyncSession, action: str, company: Company, changes: Changes | None = None
+) -> None:
+    data = CompanyRead.model_validate(company)
+    emit(session, company.workspace_id, f"company.{action}", data, changes=changes)
 
 
 def _new_company(data: CompanyFields, principal: Principal) -> Company:
@@ -52,6 +62,7 @@ async def create_company(
     company = _new_company(data, principal)
     repository.add(company)
     await session.flush()
+    _announce(session, "created", company)
     return company
 
 
@@ -92,8 +103,11 @@ async def update_company(
         await ensure_external_id_free(
             repository, principal.workspace_id, data.external_id, "company"
         )
-    bump_version(company, _apply(company, data, principal))
+    changes = _apply(company, data, principal)
+    bump_version(company, changes)
     await session.flush()
+    if changes:
+        _announce(session, "updated", company, changes)
     return company
 
 
@@ -113,10 +127,14 @@ async def upsert_company(
         bump_version(company, changes)
         return changes
 
-    company, created, _ = await upsert_by_external_id(
+    company, created, changes = await upsert_by_external_id(
         session, CompanyRepository(session), principal.workspace_id, external_id, create, update
     )
     await session.flush()
+    if created:
+        _announce(session, "created", company)
+    elif changes:
+        _announce(session, "updated", company, changes)
     return company, created
 
 
@@ -133,5 +151,10 @@ async def delete_company(
     )
     soft_delete(company)
     # Its contacts stay, no longer linked to a company that is gone.
-    await ContactRepository(session).detach_from_company(principal.workspace_id, company.id)
+    detached = await ContactRepository(session).detach_from_company(
+        principal.workspace_id, company.id
+    )
     await session.flush()
+    _announce(session, "deleted", company)
+    for contact in detached:
+        announce_contact(session, "updated", contact, {"company_id": (company.id, None)})

@@ -84,7 +84,8 @@ class ContactRepository(Repository[Contact]):
 
     async def detach_from_company(
         self, workspace_id: uuid.UUID, company_id: uuid.UUID
-    ) -> list[uuid.UUID]:
+    ) -> list[Contact]:
+        """Unlink the company's live contacts; returns them as they are now."""
         result = await self.session.execute(
             update(Contact)
             .where(
@@ -93,7 +94,7 @@ class ContactRepository(Repository[Contact]):
                 Contact.deleted_at.is_(None),
             )
             .values(company_id=None, version=Contact.version + 1, updated_at=func.now())
-            .returning(Contact.id)
-            .execution_options(synchronize_session=False)
+            .returning(Contact)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         return list(result.scalars())

@@ -18,6 +18,7 @@ from crm_api.contacts.schemas import (
     ContactCreate,
     ContactFields,
     ContactListParams,
+    ContactRead,
     ContactUpdate,
     ContactUpsert,
     ContactUpsertItem,
@@ -37,6 +38,7 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.webhooks.events import emit
 
 IDENTIFYING_FIELDS = ("first_name", "last_name", "email", "phone")
 EMAIL_FIELDS = {"email", "additional_emails"}
@@ -116,12 +118,22 @@ async def _claim_emails(
         )
 
 
+def announce(
+    session: AsyncSession, action: str, contact: Contact, changes: Changes | None = None
+) -> None:
+    """The `contact.<action>` event, with the contact as the API shows it now."""
+    data = ContactRead.model_validate(contact)
+    emit(session, contact.workspace_id, f"contact.{action}", data, changes=changes)
+
+
 async def _insert(session: AsyncSession, principal: Principal, contacts: Sequence[Contact]) -> None:
     repository = ContactRepository(session)
     for contact in contacts:
         repository.add(contact)
     await session.flush()
     await _claim_emails(repository, principal, contacts)
+    for contact in contacts:
+        announce(session, "created", contact)
 
 
 async def _save_changes(
@@ -134,6 +146,9 @@ async def _save_changes(
     moved = [c for c, changes in changed if EMAIL_FIELDS & changes.keys()]
     await repository.release_emails(principal.workspace_id, [c.id for c in moved])
     await _claim_emails(repository, principal, moved)
+    for contact, changes in changed:
+        if changes:
+            announce(session, "updated", contact, changes)
 
 
 def _new_contact(data: ContactFields, principal: Principal, external_id: str | None) -> Contact:
@@ -219,6 +234,7 @@ async def delete_contact(
     await session.flush()
     # Its addresses are free again for other contacts.
     await repository.release_emails(principal.workspace_id, [contact.id])
+    announce(session, "deleted", contact)
 
 
 async def upsert_contact(

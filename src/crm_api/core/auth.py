@@ -25,6 +25,9 @@ class Scope(StrEnum):
     contacts_write = "contacts:write"
     companies_read = "companies:read"
     companies_write = "companies:write"
+    events_read = "events:read"
+    webhooks_read = "webhooks:read"
+    webhooks_write = "webhooks:write"
 
 
 @dataclass(frozen=True)

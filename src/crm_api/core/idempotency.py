@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
-from sqlalchemy import Integer, LargeBinary, Text, func, select
+from sqlalchemy import Integer, LargeBinary, Text, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -144,3 +144,11 @@ async def store_response(
 
 
 IdempotencyKey = Depends(idempotency_key)
+
+
+async def prune_idempotency_records(session: AsyncSession, older_than: timedelta) -> int:
+    """Drop records no replay can use any more (the worker runs this now and then)."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < func.now() - older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

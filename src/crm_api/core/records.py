@@ -3,8 +3,9 @@ soft deletes, field application and upserts by external id."""
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, func
@@ -69,14 +70,22 @@ async def get_by_external_id_or_404(
     return found[external_id]
 
 
-def bump_version(record: RecordMixin, changes: Changes) -> None:
+class Versioned(Protocol):
+    """A record with optimistic concurrency and soft deletes (RecordMixin and the like)."""
+
+    version: int
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+def bump_version(record: Versioned, changes: Changes) -> None:
     if changes:
         record.version = record.version + 1
-        record.updated_at = func.now()
+        record.updated_at = func.now()  # type: ignore[assignment]
 
 
-def soft_delete(record: RecordMixin) -> None:
-    record.deleted_at = func.now()
+def soft_delete(record: Versioned) -> None:
+    record.deleted_at = func.now()  # type: ignore[assignment]
     record.version = record.version + 1
 
 

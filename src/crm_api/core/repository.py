@@ -17,17 +17,18 @@ M = TypeVar("M", bound=WorkspaceScopedMixin)
 
 class Repository(Generic[M]):
     model: type[M]
-    # Rows with this column set are gone, as far as the API is concerned.
-    gone_column: ClassVar[str] = "deleted_at"
+    # Rows with this column set are gone, as far as the API is concerned (None: never gone).
+    gone_column: ClassVar[str | None] = "deleted_at"
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     def scoped(self, workspace_id: uuid.UUID) -> Select[M]:
         model: Any = self.model
-        return select(self.model).where(
-            model.workspace_id == workspace_id, getattr(model, self.gone_column).is_(None)
-        )
+        statement = select(self.model).where(model.workspace_id == workspace_id)
+        if self.gone_column is not None:
+            statement = statement.where(getattr(model, self.gone_column).is_(None))
+        return statement
 
     async def get(
         self, workspace_id: uuid.UUID, id: uuid.UUID, *, for_update: bool = False
@@ -42,10 +43,10 @@ class Repository(Generic[M]):
         """Built once per repository class: building a statement costs more than running it."""
         model: Any = cls.model
         statement = select(cls.model).where(
-            model.workspace_id == bindparam("workspace_id"),
-            model.id == bindparam("id"),
-            getattr(model, cls.gone_column).is_(None),
+            model.workspace_id == bindparam("workspace_id"), model.id == bindparam("id")
         )
+        if cls.gone_column is not None:
+            statement = statement.where(getattr(model, cls.gone_column).is_(None))
         return statement.with_for_update() if for_update else statement
 
     async def get_by_external_ids(

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.auth import Principal, Scope, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
 from crm_api.core.records import get_or_404, list_records
+from crm_api.webhooks.events import emit
 from crm_api.workspaces.models import ApiKey, Workspace
 from crm_api.workspaces.repository import (
     API_KEY_ID_SORT,
@@ -14,7 +15,7 @@ from crm_api.workspaces.repository import (
     ApiKeyRepository,
     WorkspaceRepository,
 )
-from crm_api.workspaces.schemas import ApiKeyListParams
+from crm_api.workspaces.schemas import ApiKeyListParams, ApiKeyRead
 
 
 def _new_key(workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]) -> tuple[ApiKey, str]:
@@ -58,6 +59,7 @@ async def issue_api_key(
     key, secret = _new_key(workspace_id, name, scopes)
     ApiKeyRepository(session).add(key)
     await session.flush()
+    emit(session, workspace_id, "api_key.created", ApiKeyRead.model_validate(key))
     return key, secret
 
 
@@ -90,3 +92,5 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, id: uuid.U
     )
     key.revoked_at = func.now()
     await session.flush()
+    await session.refresh(key, ["revoked_at"])
+    emit(session, key.workspace_id, "api_key.deleted", ApiKeyRead.model_validate(key))

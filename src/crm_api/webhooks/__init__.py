@@ -1,0 +1,1 @@
+"""Events (the outbox and its feed) and webhooks: endpoints, deliveries, the dispatcher."""

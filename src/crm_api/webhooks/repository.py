@@ -1,0 +1,263 @@
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from crm_api.core.pagination import SortField
+from crm_api.core.repository import Repository
+from crm_api.webhooks.models import (
+    Event,
+    WebhookDelivery,
+    WebhookDeliveryAttempt,
+    WebhookEndpoint,
+)
+
+WAKE_CHANNEL = "crm_webhook_deliveries"
+
+EVENT_SEQUENCE_SORT = {"sequence": SortField(Event.sequence, int)}
+ENDPOINT_ID_SORT = SortField(WebhookEndpoint.id, uuid.UUID)
+ENDPOINT_SORTS = {"created_at": SortField(WebhookEndpoint.created_at, datetime)}
+DELIVERY_ID_SORT = SortField(WebhookDelivery.id, uuid.UUID)
+DELIVERY_SORTS = {"created_at": SortField(WebhookDelivery.created_at, datetime)}
+
+_ALLOCATE_SEQUENCES = text(
+    """
+    INSERT INTO event_counters (workspace_id, last_sequence) VALUES (:workspace_id, :count)
+    ON CONFLICT (workspace_id)
+    DO UPDATE SET last_sequence = event_counters.last_sequence + excluded.last_sequence
+    RETURNING last_sequence, clock_timestamp()
+    """
+)
+
+
+class OutboxWriter:
+    """The outbox's writes at commit time. Synchronous: it runs inside the session's
+    before_commit hook, on the connection of the transaction being committed."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def allocate_sequences(self, workspace_id: uuid.UUID, count: int) -> tuple[int, datetime]:
+        """The first of `count` new sequence numbers, and the time; the counter's row stays
+        locked until the commit, so sequences follow commit order."""
+        last, now = self.session.execute(
+            _ALLOCATE_SEQUENCES, {"workspace_id": workspace_id, "count": count}
+        ).one()
+        return int(last) - count + 1, now
+
+    def insert_events(self, rows: list[dict[str, Any]]) -> None:
+        self.session.execute(insert(Event), rows)
+
+    def subscribed_endpoints(self, workspace_id: uuid.UUID) -> list[Any]:
+        return self.session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.fields).where(
+                WebhookEndpoint.workspace_id == workspace_id,
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.deleted_at.is_(None),
+            )
+        ).all()  # type: ignore[return-value]
+
+    def insert_deliveries(self, rows: list[dict[str, Any]]) -> None:
+        self.session.execute(insert(WebhookDelivery), rows)
+
+    def wake_dispatchers(self) -> None:
+        # Delivered to listeners when (and only if) the transaction commits.
+        self.session.execute(select(func.pg_notify(WAKE_CHANNEL, "")))
+
+
+class EventRepository(Repository[Event]):
+    model = Event
+    gone_column = None
+
+    def scoped(self, workspace_id: uuid.UUID) -> Select[Event]:
+        # Events meant for one endpoint (`webhook.test`) are not part of the feed.
+        return super().scoped(workspace_id).where(Event.endpoint_id.is_(None))
+
+    def feed_filters(
+        self,
+        types: Sequence[str],
+        resource_id: uuid.UUID | None,
+        after_sequence: int | None,
+        occurred_after: datetime | None,
+        occurred_before: datetime | None,
+    ) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if types:
+            exact = [t for t in types if "*" not in t]
+            prefixes = [t.removesuffix("*") for t in types if t.endswith(".*")]
+            suffixes = [t.removeprefix("*") for t in types if t.startswith("*.")]
+            where.append(
+                or_(
+                    Event.type.in_(exact),
+                    *(Event.type.startswith(p, autoescape=True) for p in prefixes),
+                    *(Event.type.endswith(s, autoescape=True) for s in suffixes),
+                )
+            )
+        if resource_id is not None:
+            where.append(Event.resource_id == resource_id)
+        if after_sequence is not None:
+            where.append(Event.sequence > after_sequence)
+        if occurred_after is not None:
+            where.append(Event.occurred_at >= occurred_after)
+        if occurred_before is not None:
+            where.append(Event.occurred_at < occurred_before)
+        return where
+
+    async def get_any(self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Event]:
+        """Events by id, those for one endpoint included (the dispatcher sends them)."""
+        statement = select(Event).where(Event.workspace_id == workspace_id, Event.id.in_(ids))
+        return list((await self.session.execute(statement)).scalars())
+
+    async def prune(self, older_than: timedelta) -> int:
+        """Drop old events; their deliveries and attempts go with them (ON DELETE CASCADE)."""
+        result = await self.session.execute(
+            delete(Event).where(Event.occurred_at < func.now() - older_than)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class WebhookEndpointRepository(Repository[WebhookEndpoint]):
+    model = WebhookEndpoint
+
+    async def get_many(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> list[WebhookEndpoint]:
+        """Endpoints by (workspace_id, id), deleted or not (the dispatcher's view)."""
+        statement = select(WebhookEndpoint).where(
+            func.row(WebhookEndpoint.workspace_id, WebhookEndpoint.id).in_(
+                [func.row(w, i) for w, i in keys]
+            )
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def lock_many(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> list[WebhookEndpoint]:
+        ordered = sorted(set(keys))
+        statement = (
+            select(WebhookEndpoint)
+            .where(
+                func.row(WebhookEndpoint.workspace_id, WebhookEndpoint.id).in_(
+                    [func.row(w, i) for w, i in ordered]
+                )
+            )
+            .order_by(WebhookEndpoint.workspace_id, WebhookEndpoint.id)
+            .with_for_update()
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+
+class DeliveryRepository(Repository[WebhookDelivery]):
+    model = WebhookDelivery
+    gone_column = None
+
+    async def attempts_of(
+        self, workspace_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]
+    ) -> list[WebhookDeliveryAttempt]:
+        statement = (
+            select(WebhookDeliveryAttempt)
+            .where(
+                WebhookDeliveryAttempt.workspace_id == workspace_id,
+                WebhookDeliveryAttempt.delivery_id.in_(delivery_ids),
+            )
+            .order_by(WebhookDeliveryAttempt.attempted_at, WebhookDeliveryAttempt.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def claim_due(
+        self, limit: int, lease: timedelta, claim_id: uuid.UUID
+    ) -> list[WebhookDelivery]:
+        """Take up to `limit` due deliveries of enabled endpoints, oldest first, for `lease`.
+        SKIP LOCKED: concurrent workers take different rows and never wait on each other."""
+        due = (
+            select(WebhookDelivery.workspace_id, WebhookDelivery.id)
+            .join(
+                WebhookEndpoint,
+                (WebhookEndpoint.workspace_id == WebhookDelivery.workspace_id)
+                & (WebhookEndpoint.id == WebhookDelivery.endpoint_id),
+            )
+            .where(
+                WebhookDelivery.status.in_(("pending", "delivering")),
+                WebhookDelivery.next_attempt_at <= func.now(),
+                WebhookEndpoint.enabled.is_(True),
+                WebhookEndpoint.deleted_at.is_(None),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.event_sequence)
+            .limit(limit)
+            .with_for_update(of=WebhookDelivery, skip_locked=True)
+            .subquery()
+        )
+        statement = (
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.workspace_id == due.c.workspace_id,
+                WebhookDelivery.id == due.c.id,
+            )
+            .values(status="delivering", next_attempt_at=func.now() + lease, claim_id=claim_id)
+            .returning(WebhookDelivery)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = list((await self.session.execute(statement)).scalars())
+        return sorted(claimed, key=lambda d: (d.next_attempt_at, d.event_sequence))
+
+    async def next_due_at(self) -> datetime | None:
+        statement = select(func.min(WebhookDelivery.next_attempt_at)).where(
+            WebhookDelivery.status.in_(("pending", "delivering"))
+        )
+        result: datetime | None = await self.session.scalar(statement)
+        return result
+
+    async def release(self, claim_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> None:
+        """Give back deliveries this claim did not attempt; any worker may take them now."""
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.claim_id == claim_id, WebhookDelivery.id.in_(ids))
+            .values(status="pending", next_attempt_at=func.now(), claim_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def lock_claimed(
+        self, claim_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> list[WebhookDelivery]:
+        """The deliveries this claim still holds (a lease that ran out may have been taken)."""
+        statement = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.claim_id == claim_id, WebhookDelivery.id.in_(ids))
+            .with_for_update()
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    def add_attempts(self, attempts: Sequence[WebhookDeliveryAttempt]) -> None:
+        self.session.add_all(attempts)
+
+    async def fail_pending_of(
+        self, workspace_id: uuid.UUID, endpoint_id: uuid.UUID, why: str
+    ) -> None:
+        await self.session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.workspace_id == workspace_id,
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.status.in_(("pending", "delivering")),
+            )
+            .values(
+                status="failed",
+                next_attempt_at=None,
+                claim_id=None,
+                last_error=why,
+                completed_at=func.now(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def wake_dispatchers(self) -> None:
+        await self.session.execute(select(func.pg_notify(WAKE_CHANNEL, "")))
