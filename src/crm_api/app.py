@@ -1,5 +1,6 @@
 """create_app(): the FastAPI application."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +20,7 @@ from crm_api.core.errors import install_problem_handlers, problem_responses, rec
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.settings import Settings, get_settings
+from crm_api.webhooks.dispatcher import Dispatcher
 from crm_api.webhooks.router import events_router
 from crm_api.webhooks.router import router as webhook_endpoints_router
 from crm_api.workspaces.router import router as api_keys_router
@@ -60,9 +62,18 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         engine = create_engine(database_url or resolve_database_url(settings), settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        stop = asyncio.Event()
+        dispatcher = None
+        if settings.run_dispatcher:
+            dispatcher = asyncio.create_task(
+                Dispatcher(engine, app.state.sessionmaker, settings).run(stop)
+            )
         try:
             yield
         finally:
+            stop.set()
+            if dispatcher is not None:
+                await dispatcher
             await engine.dispose()
 
     app = FastAPI(

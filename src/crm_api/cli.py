@@ -29,10 +29,16 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    with_worker: Annotated[
+        bool, typer.Option(help="Also deliver webhooks from the server (development).")
+    ] = False,
 ) -> None:
     """Run the API server."""
     from crm_api.app import create_app
 
+    if with_worker:
+        os.environ["CRM_RUN_DISPATCHER"] = "true"
+        get_settings.cache_clear()
     database_url = resolve_database_url(get_settings())
     if workers == 1:
         app = create_app(database_url=database_url)
@@ -48,6 +54,25 @@ def serve(
         workers=workers,
         proxy_headers=True,
     )
+
+
+@app.command()
+def worker(
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="Deliveries claimed at a time.")
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=256, help="Endpoints served at once.")
+    ] = None,
+) -> None:
+    """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Run as many as you like: they share
+    the queue without sending anything twice."""
+    from crm_api.webhooks.dispatcher import run_worker
+
+    settings = get_settings()
+    overrides = {"worker_batch_size": batch_size, "worker_concurrency": concurrency}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    asyncio.run(run_worker(resolve_database_url(settings), settings))
 
 
 @app.command()

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(default=32, ge=1, le=256)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
+    worker_lease_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How long a claimed batch is a worker's; a worker that dies leaves its "
+        "deliveries to others after this. At least the webhook timeout plus 5 s.",
+    )
+    run_dispatcher: bool = Field(
+        default=False, description="Also deliver webhooks from the API server process."
+    )
     event_retention_days: int = Field(
         default=30, ge=4, description="Events (and their deliveries) older than this are pruned."
     )

@@ -850,6 +850,22 @@ class TestHostileInput:
         response = await client.post("/v1/contacts", json=body, headers=tenant.headers)
         assert_problem(response, 422, loc=loc)
 
+    @pytest.mark.parametrize("text", ["\u001e", " \u001c\t", "\u2003"])
+    async def test_text_that_is_only_space_to_python_is_422(
+        self, client: AsyncClient, tenant: Tenant, text: str
+    ) -> None:
+        """JSON Schema's `\\S` does not count U+001C-U+001F as space, str.strip() does: such
+        text passes the pattern, so it is refused after stripping instead of stored empty."""
+        items = [{"external_id": "E-1", "first_name": "A", "address": {"region": text}}]
+        response = await client.post(
+            "/v1/contacts/batch/upsert", json={"items": items}, headers=tenant.headers
+        )
+        assert_problem(response, 422, loc=["body", "items", 0, "address", "region"])
+        response = await client.post(
+            "/v1/contacts", json={"last_name": text}, headers=tenant.headers
+        )
+        assert_problem(response, 422, loc=["body", "last_name"])
+
     async def test_nul_in_a_query_is_422(self, client: AsyncClient, tenant: Tenant) -> None:
         response = await client.get("/v1/contacts?q=a%00b", headers=tenant.headers)
         assert_problem(response, 422, loc=["query", "q"])

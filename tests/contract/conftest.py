@@ -1,6 +1,7 @@
 """A real server for the contract tests: `crm-api serve` in a subprocess on a free loopback port,
 on the test database, with a workspace of its own."""
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -11,6 +12,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlalchemy import update
+
+from crm_api.core.db import transaction
+from crm_api.settings import Settings
+from crm_api.webhooks.models import WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,25 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[LiveServer]:
+def _drop_waiting_deliveries(database_url: str) -> None:
+    """Schemathesis creates webhook endpoints with whatever URLs it generates; no worker may
+    ever post to them (later tests run workers on this database), so what waits is dropped."""
+
+    async def drop() -> None:
+        async with transaction(database_url, Settings(database_url=None)) as session:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.status.in_(("pending", "delivering")))
+                .values(status="failed", next_attempt_at=None, last_error="contract tests")
+            )
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="package")
+def live_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     env = {**os.environ, "CRM_DATABASE_URL": database_url}
     cli = [sys.executable, "-m", "crm_api"]
     created = subprocess.run(
@@ -42,11 +65,14 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
     )
     key = created.stdout.strip().splitlines()[-1]
     port = _free_port()
+    # The server's log goes to a file: a pipe nobody reads would block it once full.
+    log_path = tmp_path_factory.mktemp("live-server") / "server.log"
+    log = log_path.open("w")
     server = subprocess.Popen(
         [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -59,11 +85,11 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start: {server.stderr.read() if server.stderr else ''}"
-                )
+                raise RuntimeError(f"the server did not start: {log_path.read_text()}")
             time.sleep(0.2)
         yield LiveServer(url, key)
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
+        _drop_waiting_deliveries(database_url)

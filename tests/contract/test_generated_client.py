@@ -138,3 +138,52 @@ def test_an_integrators_first_session(crm_client: ModuleType, live_server: LiveS
     assert invalid.status_code == 422
     assert isinstance(invalid.parsed, models.Problem)
     assert invalid.parsed.errors[0].loc == ["body", "birthday"]
+
+
+def test_an_integrator_subscribes_and_follows_the_feed(
+    crm_client: ModuleType, live_server: LiveServer
+) -> None:
+    models = api("models")
+    endpoints_create = api("api.webhook_endpoints.webhook_endpoints_create")
+    endpoints_test = api("api.webhook_endpoints.webhook_endpoints_test")
+    deliveries_list = api("api.webhook_endpoints.webhook_deliveries_list")
+    endpoints_delete = api("api.webhook_endpoints.webhook_endpoints_delete")
+    events_list = api("api.events.events_list")
+    contacts_create = api("api.contacts.contacts_create")
+    client = crm_client.AuthenticatedClient(base_url=live_server.url, token=live_server.key)
+
+    # Subscribe with the typed patterns; the secret comes once.
+    endpoint = endpoints_create.sync(
+        client=client,
+        body=models.WebhookEndpointCreate(
+            url="http://127.0.0.1:9/hooks",
+            event_types=[models.EventTypePattern.CONTACT_ANY, models.EventTypePattern.ANY_DELETED],
+            fields=["lifecycle_stage"],
+        ),
+    )
+    assert isinstance(endpoint, models.WebhookEndpointWithSecret)
+    assert endpoint.secret.startswith("whsec_")
+    assert endpoint.event_types == ["contact.*", "*.deleted"]
+
+    # Follow the feed from where we were: what happens next comes after that sequence.
+    start = events_list.sync(client=client, sort="-sequence", limit=1)
+    assert isinstance(start, models.EventPage)
+    last_seen = start.data[0].sequence if start.data else 0
+    contact = contacts_create.sync(client=client, body=models.ContactCreate(first_name="Fed"))
+    assert isinstance(contact, models.ContactRead)
+    news = events_list.sync(client=client, after_sequence=last_seen, type_="contact.*")
+    assert isinstance(news, models.EventPage)
+    [created] = news.data
+    assert created.type_ == "contact.created"
+    assert created.resource_id == contact.id
+    assert created.data["first_name"] == "Fed"
+
+    # The delivery waits in the endpoint's log; a test event joins it.
+    sent = endpoints_test.sync(endpoint_id=endpoint.id, client=client)
+    assert isinstance(sent, models.WebhookTestSent)
+    log = deliveries_list.sync(endpoint_id=endpoint.id, client=client)
+    assert isinstance(log, models.DeliveryPage)
+    assert {d.event_type for d in log.data} == {"contact.created", "webhook.test"}
+    assert all(d.status == models.DeliveryStatus.PENDING for d in log.data)
+
+    assert endpoints_delete.sync_detailed(endpoint_id=endpoint.id, client=client).status_code == 204

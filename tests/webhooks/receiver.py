@@ -1,6 +1,7 @@
 """A webhook receiver on loopback: uvicorn serving a small ASGI app in a thread of its own, which
 records every request it gets and answers as a test tells it to."""
 
+import asyncio
 import json
 import socket
 import threading
@@ -43,19 +44,22 @@ class Receiver:
         with self.lock:
             return [r.payload for r in self.received]
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(
+        self, predicate: Callable[[list[Received]], bool], within: float = 20
+    ) -> None:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             with self.lock:
                 if predicate(list(self.received)):
                     return
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
         with self.lock:
             got = [r.payload.get("type") for r in self.received]
         raise AssertionError(f"the receiver did not get what was expected in time; got {got}")
 
-    def wait_for_count(self, count: int, timeout: float = 20) -> None:
-        self.wait_for(lambda received: len(received) >= count, timeout)
+    def count(self, type: str) -> int:
+        with self.lock:
+            return sum(r.payload["type"] == type for r in self.received)
 
 
 def _free_port() -> int:

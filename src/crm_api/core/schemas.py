@@ -19,7 +19,17 @@ from pydantic import (
 # whitespace. The limits apply to the value as sent, so validation is exactly what the published
 # schema says (schemathesis holds us to it).
 NOT_BLANK = r"\S"
-Stripped = AfterValidator(str.strip)
+
+
+def _strip(value: str) -> str:
+    # Python strips more than JSON Schema's `\S` calls space (U+001C-U+001F, for one).
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+Stripped = AfterValidator(_strip)
 ShortText = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
 ]

@@ -10,6 +10,7 @@ served concurrently, so one slow receiver does not hold up the others."""
 import asyncio
 import contextlib
 import logging
+import signal
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.idempotency import prune_idempotency_records
 from crm_api.settings import Settings
 from crm_api.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
@@ -36,6 +38,8 @@ logger = logging.getLogger(__name__)
 # Pruning runs at most this often, in one worker at a time (an advisory lock decides which).
 MAINTENANCE_EVERY = timedelta(minutes=10)
 _MAINTENANCE_LOCK = 0x63726D5F70727565  # "crm_prue"
+# Time kept in hand at the end of a lease to record the outcomes.
+LEASE_MARGIN = 2.0
 
 
 class Dispatcher:
@@ -51,9 +55,11 @@ class Dispatcher:
         self.settings = settings
         self.client = client
         self.timeout = settings.webhook_timeout_seconds
-        # Long enough for a full batch to one endpoint to time out item by item would be too
-        # long; instead each send checks that its lease still covers a full timeout.
-        self.lease = timedelta(seconds=4 * self.timeout + 10)
+        # Each send first checks that the lease still covers a full timeout (and the time to
+        # record it); what it no longer covers is handed back untried.
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        if settings.worker_lease_seconds < self.timeout + LEASE_MARGIN + 3:
+            raise ValueError("worker_lease_seconds must exceed the webhook timeout by 5 s")
         self.wake = asyncio.Event()
         self._last_maintenance: datetime | None = None
 
@@ -135,7 +141,7 @@ class Dispatcher:
         outcomes: list[AttemptOutcome] = []
         loop = asyncio.get_running_loop()
         untried = list(deliveries)
-        while untried and loop.time() + self.timeout + 5 < lease_ends:
+        while untried and loop.time() + self.timeout + LEASE_MARGIN < lease_ends:
             delivery = untried.pop(0)
             outcomes.append(
                 await send(
@@ -223,3 +229,20 @@ class Dispatcher:
             )
         if events or keys:
             logger.info("pruned %d events and %d idempotency records", events, keys)
+
+
+async def run_worker(database_url: str, settings: Settings) -> None:
+    """`crm-api worker`: one dispatcher until SIGTERM or SIGINT, then a clean stop (leases of
+    a batch in flight are recorded or handed back)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    engine = create_engine(database_url, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    logger.info("webhook worker started")
+    try:
+        await Dispatcher(engine, create_sessionmaker(engine), settings).run(stop)
+    finally:
+        await engine.dispose()
+        logger.info("webhook worker stopped")

@@ -53,7 +53,9 @@ ENDPOINT_LINKS = {
 
 
 def _delivery(delivery: WebhookDelivery, attempts: list[WebhookDeliveryAttempt]) -> DeliveryRead:
-    fields = {name: getattr(delivery, name) for name in DeliveryRead.model_fields}
+    fields = {
+        name: getattr(delivery, name) for name in DeliveryRead.model_fields if name != "attempts"
+    }
     fields["attempts"] = [DeliveryAttemptRead.model_validate(a) for a in attempts]
     return DeliveryRead.model_validate(fields)
 

@@ -13,35 +13,20 @@ from crm_api.core.schemas import (
     ReadSchema,
     UtcDatetime,
 )
-from crm_api.webhooks.catalog import pattern_problem
-
-
-def _known_pattern(pattern: str) -> str:
-    if (problem := pattern_problem(pattern)) is not None:
-        raise ValueError(problem)
-    return pattern
+from crm_api.webhooks.catalog import EventTypePattern
 
 
 def _known_patterns(patterns: str) -> str:
     for pattern in patterns.split(","):
-        _known_pattern(pattern)
+        if pattern not in EventTypePattern._value2member_map_:
+            raise ValueError(f"`{pattern}` is not an event type or pattern")
     return patterns
 
 
-def _unique(values: list[str]) -> list[str]:
+def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-EventTypePattern = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=100),
-    AfterValidator(_known_pattern),
-    Field(
-        description="An event type (`contact.updated`), every action of a resource "
-        "(`contact.*`), one action of every resource (`*.deleted`), or everything (`*`).",
-        examples=["contact.*"],
-    ),
-]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 WebhookUrl = Annotated[
     str,
@@ -55,6 +40,7 @@ WebhookUrl = Annotated[
 EventTypes = Annotated[
     list[EventTypePattern], Field(min_length=1, max_length=50), AfterValidator(_unique)
 ]
+
 Fields = Annotated[
     list[FieldName],
     Field(
@@ -169,6 +155,7 @@ class EventListParams(ListParams):
     after_sequence: int | None = Field(
         default=None,
         ge=0,
+        le=2**63 - 1,
         description="Events after this sequence: to poll, pass the last sequence you processed.",
     )
     occurred_after: UtcDatetime | None = Field(default=None, description="timestamp ≥ this.")

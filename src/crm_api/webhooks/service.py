@@ -18,6 +18,7 @@ from crm_api.core.records import (
     soft_delete,
 )
 from crm_api.settings import get_settings
+from crm_api.webhooks.catalog import TEST_EVENT
 from crm_api.webhooks.events import emit
 from crm_api.webhooks.models import Event, WebhookDelivery, WebhookDeliveryAttempt, WebhookEndpoint
 from crm_api.webhooks.repository import (
@@ -107,7 +108,7 @@ async def create_endpoint(
         workspace_id=principal.workspace_id,
         url=data.url,
         description=data.description,
-        event_types=data.event_types,
+        event_types=[pattern.value for pattern in data.event_types],
         fields=data.fields,
         enabled=data.enabled,
         secret=new_secret(),
@@ -162,7 +163,11 @@ async def update_endpoint(
     if data.url is not None:
         _check_url(data.url)
     was_enabled = endpoint.enabled
-    changes = apply_fields(endpoint, data, data.model_fields_set, {"fields": lambda v: v or []})
+    converters = {
+        "fields": lambda fields: fields or [],
+        "event_types": lambda patterns: [pattern.value for pattern in patterns],
+    }
+    changes = apply_fields(endpoint, data, data.model_fields_set, converters)
     if endpoint.enabled and not was_enabled:
         # A fresh start: the failure run that disabled it is over.
         endpoint.disabled_reason = None
@@ -226,7 +231,7 @@ async def send_test_event(session: AsyncSession, principal: Principal, id: uuid.
     return emit(
         session,
         endpoint.workspace_id,
-        "webhook.test",
+        TEST_EVENT,
         WebhookEndpointRead.model_validate(endpoint),
         endpoint_id=endpoint.id,
     )

@@ -1,0 +1,396 @@
+"""The dispatcher against a real receiver on loopback: signatures checked by the
+`standardwebhooks` package's own verifier, retries, ordering, give-ups and disabling."""
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_api.contacts.schemas import ContactCreate
+from crm_api.contacts.service import create_contact as create_contact_in
+from crm_api.core.auth import Principal
+from tests.builders import Tenant, create_contact
+from tests.webhooks.conftest import create_endpoint, eventually, make_dispatcher, running
+from tests.webhooks.receiver import Received, Receiver
+
+
+def of_type(receiver: Receiver, type: str) -> list[Received]:
+    with receiver.lock:
+        return [r for r in receiver.received if r.payload["type"] == type]
+
+
+async def deliveries(client: AsyncClient, tenant: Tenant, endpoint_id: str, **params: Any) -> Any:
+    response = await client.get(
+        f"/v1/webhook-endpoints/{endpoint_id}/deliveries",
+        params={"limit": 500, **params},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def test_a_delivery_verifies_with_the_standard_webhooks_library(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    async with running(make_dispatcher(live_app, engine)):
+        contact = await create_contact(live_client, live_tenant, email="ada@example.com")
+        await receiver.wait_for(
+            lambda got: any(r.payload["type"] == "contact.created" for r in got)
+        )
+    [request] = of_type(receiver, "contact.created")
+    payload = request.verified(live_endpoint["secret"])
+    assert payload["data"] == contact
+    assert request.headers["webhook-id"] == payload["id"]
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    event = (
+        await live_client.get(f"/v1/events/{payload['id']}", headers=live_tenant.headers)
+    ).json()
+    assert payload["sequence"] == event["sequence"]
+    assert payload["timestamp"].endswith("Z")
+
+    [delivery] = await deliveries(
+        live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+    )
+    assert delivery["status"] == "succeeded"
+    assert delivery["attempt_count"] == 1
+    [attempt] = delivery["attempts"]
+    assert attempt["succeeded"] is True
+    assert attempt["response_status"] == 200
+    assert attempt["response_body"] == '{"status": 200}'
+    assert attempt["duration_ms"] >= 0
+
+
+async def test_delivered_when_the_write_commits_and_not_before(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    principal = Principal(live_tenant.workspace_id, live_tenant.workspace_id, frozenset())
+    dispatcher = make_dispatcher(live_app, engine)
+    async with running(dispatcher), live_app.state.sessionmaker() as session:
+        await create_contact_in(session, principal, ContactCreate(first_name="Pending"))
+        await asyncio.sleep(0.5)  # the worker polls and listens meanwhile
+        assert of_type(receiver, "contact.created") == []
+        committed_at = time.time()
+        await session.commit()
+        await receiver.wait_for(
+            lambda got: any(r.payload["type"] == "contact.created" for r in got)
+        )
+    [request] = of_type(receiver, "contact.created")
+    # Woken by NOTIFY at the commit, not by the next poll.
+    assert request.at - committed_at < 0.5
+
+
+async def test_a_failing_event_is_retried_until_it_succeeds_without_holding_back_others(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    failures: Counter[str] = Counter()
+
+    def fail_first_three_for_grace(request: Received) -> int:
+        if request.payload["data"].get("first_name") == "Grace" and failures["grace"] < 3:
+            failures["grace"] += 1
+            return 500
+        return 200
+
+    receiver.responder = fail_first_three_for_grace
+    dispatcher = make_dispatcher(live_app, engine, webhook_retry_delays=[0.4] * 9)
+    async with running(dispatcher):
+        grace = await create_contact(live_client, live_tenant, first_name="Grace")
+        later = [
+            await create_contact(live_client, live_tenant, first_name=f"L{n}") for n in range(3)
+        ]
+        await receiver.wait_for(
+            lambda got: (
+                sum(
+                    r.payload["type"] == "contact.created"
+                    and r.payload["data"]["id"] == grace["id"]
+                    for r in got
+                )
+                >= 4
+            )
+        )
+    created = of_type(receiver, "contact.created")
+    grace_attempts = [r for r in created if r.payload["data"]["id"] == grace["id"]]
+    assert len(grace_attempts) == 4
+    assert len({r.headers["webhook-id"] for r in grace_attempts}) == 1  # one message, retried
+    others = [r for r in created if r.payload["data"]["id"] != grace["id"]]
+    assert [r.payload["data"]["id"] for r in others] == [c["id"] for c in later]
+    # The later events arrived before Grace's got through.
+    assert max(r.at for r in others) < grace_attempts[-1].at
+
+    [delivery] = await deliveries(
+        live_client, live_tenant, live_endpoint["id"], event_id=grace_attempts[0].payload["id"]
+    )
+    assert delivery["status"] == "succeeded"
+    assert delivery["attempt_count"] == 4
+    assert [a["response_status"] for a in delivery["attempts"]] == [500, 500, 500, 200]
+    endpoint = await live_client.get(
+        f"/v1/webhook-endpoints/{live_endpoint['id']}", headers=live_tenant.headers
+    )
+    assert endpoint.json()["failing_since"] is None  # the success ended the run of failures
+
+
+async def test_events_go_out_in_sequence_order_when_nothing_fails(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    for n in range(15):
+        await create_contact(live_client, live_tenant, first_name=f"O{n}")
+    async with running(make_dispatcher(live_app, engine, worker_batch_size=4)):
+        await receiver.wait_for(
+            lambda got: sum(r.payload["type"] == "contact.created" for r in got) >= 15
+        )
+    sequences = [r.payload["sequence"] for r in receiver.received]
+    assert sequences == sorted(sequences)
+    assert len(sequences) == len(set(sequences))
+
+
+async def test_a_delivery_that_keeps_failing_is_marked_failed_after_the_last_attempt(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    receiver.responder = lambda request: 503
+    dispatcher = make_dispatcher(live_app, engine, webhook_retry_delays=[0.05, 0.05])
+    async with running(dispatcher):
+        contact = await create_contact(live_client, live_tenant)
+
+        async def gave_up() -> bool:
+            found = await deliveries(
+                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+            )
+            return bool(found) and found[0]["status"] == "failed"
+
+        await eventually(gave_up)
+    [delivery] = await deliveries(
+        live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+    )
+    assert delivery["attempt_count"] == 3
+    assert delivery["next_attempt_at"] is None
+    assert delivery["completed_at"] is not None
+    assert delivery["last_response_status"] == 503
+    assert [r.payload["data"]["id"] for r in of_type(receiver, "contact.created")] == [
+        contact["id"]
+    ] * 3
+
+
+async def test_retry_after_is_honoured(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    calls: Counter[str] = Counter()
+
+    def throttle_once(request: Received) -> int | tuple[int, dict[str, str]]:
+        calls[request.headers["webhook-id"]] += 1
+        return (429, {"Retry-After": "1"}) if calls[request.headers["webhook-id"]] == 1 else 200
+
+    receiver.responder = throttle_once
+    async with running(make_dispatcher(live_app, engine)):
+        await create_contact(live_client, live_tenant)
+        await receiver.wait_for(
+            lambda got: len([r for r in got if r.payload["type"] == "contact.created"]) >= 2
+        )
+    first, second = of_type(receiver, "contact.created")
+    assert second.at - first.at >= 0.95  # not the 0.1 s the schedule says
+
+
+async def test_410_gone_disables_the_endpoint_and_announces_it(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+) -> None:
+    gone = await create_endpoint(live_client, live_tenant, receiver.url, event_types=["contact.*"])
+    receiver.responder = lambda request: 410
+    async with running(make_dispatcher(live_app, engine)):
+        await create_contact(live_client, live_tenant)
+        await create_contact(live_client, live_tenant)
+
+        async def disabled() -> bool:
+            response = await live_client.get(
+                f"/v1/webhook-endpoints/{gone['id']}", headers=live_tenant.headers
+            )
+            return response.json()["enabled"] is False
+
+        await eventually(disabled)
+    endpoint = (
+        await live_client.get(f"/v1/webhook-endpoints/{gone['id']}", headers=live_tenant.headers)
+    ).json()
+    assert endpoint["disabled_reason"] == "The receiver answered 410 Gone."
+    statuses = {d["status"] for d in await deliveries(live_client, live_tenant, gone["id"])}
+    assert statuses == {"failed"}  # nothing left waiting for an endpoint that is gone
+    events = await live_client.get(
+        "/v1/events",
+        params={"type": "webhook_endpoint.disabled", "resource_id": gone["id"]},
+        headers=live_tenant.headers,
+    )
+    [announced] = events.json()["data"]
+    assert announced["data"]["enabled"] is False
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    receiver.responder = lambda request: 500
+    # 0.3 s of failures stands in for five days of them.
+    dispatcher = make_dispatcher(live_app, engine, webhook_disable_after_hours=0.3 / 3600)
+    endpoint_url = f"/v1/webhook-endpoints/{live_endpoint['id']}"
+    async with running(dispatcher):
+        await create_contact(live_client, live_tenant)
+
+        async def disabled() -> bool:
+            response = await live_client.get(endpoint_url, headers=live_tenant.headers)
+            return response.json()["enabled"] is False
+
+        await eventually(disabled)
+    endpoint = (await live_client.get(endpoint_url, headers=live_tenant.headers)).json()
+    assert endpoint["disabled_reason"].startswith("Every attempt since ")
+    assert endpoint["failing_since"] is not None
+    # Enabling it again starts afresh.
+    enabled = await live_client.patch(
+        endpoint_url, json={"enabled": True}, headers=live_tenant.headers
+    )
+    assert enabled.json()["failing_since"] is None
+    assert enabled.json()["disabled_reason"] is None
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    rotated = await live_client.post(
+        f"/v1/webhook-endpoints/{live_endpoint['id']}/rotate-secret", headers=live_tenant.headers
+    )
+    assert rotated.status_code == 200, rotated.text
+    new_secret = rotated.json()["secret"]
+    assert new_secret.startswith("whsec_")
+    assert new_secret != live_endpoint["secret"]
+    async with running(make_dispatcher(live_app, engine)):
+        await create_contact(live_client, live_tenant)
+        await receiver.wait_for(
+            lambda got: any(r.payload["type"] == "contact.created" for r in got)
+        )
+    [request] = of_type(receiver, "contact.created")
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    request.verified(live_endpoint["secret"])  # a receiver not yet switched over
+    request.verified(new_secret)  # a receiver already switched
+
+
+async def test_a_private_address_is_refused_at_delivery_unless_insecure_is_allowed(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    strict = make_dispatcher(live_app, engine, webhooks_allow_insecure=False)
+    async with running(strict):
+        await create_contact(live_client, live_tenant)
+
+        async def attempted() -> bool:
+            found = await deliveries(
+                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+            )
+            return bool(found and found[0]["attempts"])
+
+        await eventually(attempted)
+    [delivery] = await deliveries(
+        live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+    )
+    assert "private or reserved address" in delivery["attempts"][0]["error"]
+    assert of_type(receiver, "contact.created") == []
+
+
+async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    def slow(request: Received) -> int:
+        time.sleep(1.5)
+        return 200
+
+    receiver.responder = slow
+    dispatcher = make_dispatcher(
+        live_app, engine, webhook_timeout_seconds=0.5, webhook_retry_delays=[60] * 9
+    )
+    async with running(dispatcher):
+        await create_contact(live_client, live_tenant)
+
+        async def attempted() -> bool:
+            found = await deliveries(
+                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+            )
+            return bool(found and found[0]["attempts"])
+
+        await eventually(attempted)
+    [delivery] = await deliveries(
+        live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+    )
+    assert delivery["status"] == "pending"
+    assert delivery["attempts"][0]["error"] == "No response within 0.5 s."
+
+
+async def test_two_workers_on_one_queue_never_send_an_event_twice(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    items = [{"external_id": f"TW-{n}", "first_name": f"T{n}"} for n in range(300)]
+    response = await live_client.post(
+        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
+    )
+    assert response.status_code == 200
+    workers = [make_dispatcher(live_app, engine, worker_batch_size=20) for _ in range(2)]
+    async with running(*workers):
+        await receiver.wait_for(
+            lambda got: sum(r.payload["type"] == "contact.created" for r in got) >= 300
+        )
+        await asyncio.sleep(0.5)  # a duplicate would arrive meanwhile
+    ids = [r.headers["webhook-id"] for r in of_type(receiver, "contact.created")]
+    assert len(ids) == 300
+    assert len(set(ids)) == 300
