@@ -39,6 +39,14 @@ class Settings(BaseSettings):
         default=120, description="An endpoint failing without a success this long is disabled."
     )
     webhook_response_body_bytes: int = 4096
+    webhook_in_flight_per_endpoint: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Requests a worker has outstanding to one endpoint. 1 sends an endpoint's "
+        "events one after another, in order; more overlaps them (receivers order by "
+        "`sequence`), for receivers far away.",
+    )
     worker_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_concurrency: int = Field(default=32, ge=1, le=256)
     worker_poll_seconds: float = Field(default=1.0, gt=0)

@@ -394,3 +394,34 @@ async def test_two_workers_on_one_queue_never_send_an_event_twice(
     ids = [r.headers["webhook-id"] for r in of_type(receiver, "contact.created")]
     assert len(ids) == 300
     assert len(set(ids)) == 300
+
+
+async def test_overlapping_sends_to_one_endpoint_deliver_each_event_once(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    def slow(request: Received) -> int:
+        time.sleep(0.01)
+        return 200
+
+    receiver.responder = slow
+    items = [{"external_id": f"OV-{n}", "first_name": f"V{n}"} for n in range(60)]
+    await live_client.post(
+        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
+    )
+    dispatcher = make_dispatcher(live_app, engine, webhook_in_flight_per_endpoint=8)
+    async with running(dispatcher):
+        await receiver.wait_for(
+            lambda got: sum(r.payload["type"] == "contact.created" for r in got) >= 60
+        )
+    ids = [r.headers["webhook-id"] for r in of_type(receiver, "contact.created")]
+    assert sorted(ids) == sorted(set(ids))
+    assert len(ids) == 60
+    statuses = {
+        d["status"] for d in await deliveries(live_client, live_tenant, live_endpoint["id"])
+    }
+    assert statuses == {"succeeded"}

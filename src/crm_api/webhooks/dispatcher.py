@@ -73,6 +73,8 @@ class Dispatcher:
         listener = asyncio.create_task(self._listen(stop))
         try:
             while not stop.is_set():
+                # Cleared before looking, so a NOTIFY that comes while we look is not lost.
+                self.wake.clear()
                 try:
                     claimed = await self.run_once()
                     await self._maintain()
@@ -135,17 +137,20 @@ class Dispatcher:
         events: dict[uuid.UUID, Event],
         lease_ends: float,
     ) -> None:
-        """One endpoint's share of the batch, in event order; what the lease can no longer
-        cover is handed back untried."""
+        """One endpoint's share of the batch, started in event order with at most
+        `webhook_in_flight_per_endpoint` requests outstanding (1: one after another); what the
+        lease can no longer cover is handed back untried."""
         assert self.client is not None
-        outcomes: list[AttemptOutcome] = []
+        client = self.client
         loop = asyncio.get_running_loop()
+        window = asyncio.Semaphore(self.settings.webhook_in_flight_per_endpoint)
         untried = list(deliveries)
-        while untried and loop.time() + self.timeout + LEASE_MARGIN < lease_ends:
-            delivery = untried.pop(0)
-            outcomes.append(
-                await send(
-                    self.client,
+        sends: list[asyncio.Task[AttemptOutcome]] = []
+
+        async def post(delivery: WebhookDelivery) -> AttemptOutcome:
+            try:
+                return await send(
+                    client,
                     delivery,
                     endpoint,
                     events[delivery.event_id],
@@ -153,7 +158,16 @@ class Dispatcher:
                     body_limit=self.settings.webhook_response_body_bytes,
                     allow_insecure=self.settings.webhooks_allow_insecure,
                 )
-            )
+            finally:
+                window.release()
+
+        while untried:
+            await window.acquire()
+            if loop.time() + self.timeout + LEASE_MARGIN >= lease_ends:
+                window.release()
+                break
+            sends.append(asyncio.create_task(post(untried.pop(0))))
+        outcomes = list(await asyncio.gather(*sends))
         async with self.sessionmaker.begin() as session:
             await record_outcomes(
                 session,
@@ -173,7 +187,6 @@ class Dispatcher:
             if next_due is not None:
                 until_due = (next_due - datetime.now(UTC)).total_seconds()
                 timeout = min(timeout, max(until_due, 0.01))
-        self.wake.clear()
         waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
         _, pending = await asyncio.wait(
             waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
