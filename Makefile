@@ -25,10 +25,12 @@ $(TS_CHECK)/node_modules/.installed: $(TS_CHECK)/package-lock.json
 
 install: $(VENV)/.installed $(TS_CHECK)/node_modules/.installed
 
+# Webhooks are delivered from the server process itself, and may go to plain-http loopback
+# receivers such as `crm-api webhooks listen` (production runs `crm-api worker` instead).
 serve: install
 	$(BIN)/crm-api migrate
 	$(BIN)/crm-api demo
-	$(BIN)/crm-api serve --host $(HOST) --port $(PORT)
+	CRM_WEBHOOKS_ALLOW_INSECURE=true $(BIN)/crm-api serve --with-worker --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check src tests bench migrations

@@ -2,7 +2,7 @@
 processes, against a receiver on loopback.
 
     .venv/bin/python bench/webhook_delivery.py --database-url postgresql://…/crm_bench \
-        [--events 5000] [--paced-rate 100] [--workers 1 2 4] [--in-flight 1]
+        [--events 5000] [--paced-rate 50] [--workers 1 2 4] [--in-flight 1]
 
 For each worker count, in a workspace of its own with one endpoint subscribed to `contact.*`:
   backlog: --events contacts created (in transactions of 50) before the workers start; the
@@ -36,6 +36,7 @@ from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.embedded import to_asyncpg_url
 from crm_api.migrate import upgrade_to_head
 from crm_api.settings import Settings
+from crm_api.webhooks.listen import read_body
 from crm_api.webhooks.models import Event
 from crm_api.webhooks.schemas import WebhookEndpointCreate
 from crm_api.webhooks.service import create_endpoint, delete_endpoint, send_test_event
@@ -57,8 +58,7 @@ def _receive(port: int, log_path: str) -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        await read_body(receive)
         arrived = time.time()
         message_id = dict(scope["headers"]).get(b"webhook-id", b"-").decode()
         log.write(f"{message_id} {arrived}\n")
@@ -222,7 +222,7 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--paced-events", type=int, default=1000)
-    parser.add_argument("--paced-rate", type=float, default=100)
+    parser.add_argument("--paced-rate", type=float, default=50)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--in-flight", type=int, default=1, help="Requests per endpoint at once.")

@@ -18,8 +18,10 @@ app = typer.Typer(
 )
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The published OpenAPI document.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhooks.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(openapi_app, name="openapi")
+app.add_typer(webhooks_app, name="webhooks")
 
 OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -73,6 +75,20 @@ def worker(
     overrides = {"worker_batch_size": batch_size, "worker_concurrency": concurrency}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     asyncio.run(run_worker(resolve_database_url(settings), settings))
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="The endpoint's whsec_ secret, to check signatures.")
+    ] = None,
+) -> None:
+    """Receive webhooks and print one line per event: for trying an endpoint out."""
+    from crm_api.webhooks.listen import listen
+
+    listen(host, port, secret, typer.echo)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from typing import Any
 import uvicorn
 from standardwebhooks import Webhook
 
+from crm_api.webhooks.listen import read_body
+
 
 @dataclass(frozen=True)
 class Received:
@@ -76,12 +78,7 @@ def start_receiver() -> tuple[Receiver, Callable[[], None]]:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         request = Received(headers, body, time.time())
         with receiver.lock:

@@ -33,6 +33,34 @@ async def deliveries(client: AsyncClient, tenant: Tenant, endpoint_id: str, **pa
     return response.json()["data"]
 
 
+async def contact_delivery(
+    client: AsyncClient, tenant: Tenant, endpoint_id: str
+) -> dict[str, Any] | None:
+    """The endpoint's one `contact.created` delivery, once it exists."""
+    found = await deliveries(client, tenant, endpoint_id, event_type="contact.created")
+    return found[0] if found else None
+
+
+async def attempted_once(client: AsyncClient, tenant: Tenant, endpoint_id: str) -> None:
+    async def attempted() -> bool:
+        delivery = await contact_delivery(client, tenant, endpoint_id)
+        return bool(delivery and delivery["attempts"])
+
+    await eventually(attempted)
+
+
+async def disabled(client: AsyncClient, tenant: Tenant, endpoint_id: str) -> dict[str, Any]:
+    """The endpoint, once a worker has disabled it."""
+
+    async def is_disabled() -> bool:
+        response = await client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=tenant.headers)
+        return response.json()["enabled"] is False
+
+    await eventually(is_disabled)
+    response = await client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=tenant.headers)
+    return dict(response.json())
+
+
 async def test_a_delivery_verifies_with_the_standard_webhooks_library(
     live_app: FastAPI,
     engine: AsyncEngine,
@@ -179,10 +207,8 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_after_the_last_att
         contact = await create_contact(live_client, live_tenant)
 
         async def gave_up() -> bool:
-            found = await deliveries(
-                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
-            )
-            return bool(found) and found[0]["status"] == "failed"
+            delivery = await contact_delivery(live_client, live_tenant, live_endpoint["id"])
+            return delivery is not None and delivery["status"] == "failed"
 
         await eventually(gave_up)
     [delivery] = await deliveries(
@@ -234,16 +260,7 @@ async def test_410_gone_disables_the_endpoint_and_announces_it(
         await create_contact(live_client, live_tenant)
         await create_contact(live_client, live_tenant)
 
-        async def disabled() -> bool:
-            response = await live_client.get(
-                f"/v1/webhook-endpoints/{gone['id']}", headers=live_tenant.headers
-            )
-            return response.json()["enabled"] is False
-
-        await eventually(disabled)
-    endpoint = (
-        await live_client.get(f"/v1/webhook-endpoints/{gone['id']}", headers=live_tenant.headers)
-    ).json()
+        endpoint = await disabled(live_client, live_tenant, gone["id"])
     assert endpoint["disabled_reason"] == "The receiver answered 410 Gone."
     statuses = {d["status"] for d in await deliveries(live_client, live_tenant, gone["id"])}
     assert statuses == {"failed"}  # nothing left waiting for an endpoint that is gone
@@ -271,12 +288,7 @@ async def test_an_endpoint_failing_for_too_long_is_disabled(
     async with running(dispatcher):
         await create_contact(live_client, live_tenant)
 
-        async def disabled() -> bool:
-            response = await live_client.get(endpoint_url, headers=live_tenant.headers)
-            return response.json()["enabled"] is False
-
-        await eventually(disabled)
-    endpoint = (await live_client.get(endpoint_url, headers=live_tenant.headers)).json()
+        endpoint = await disabled(live_client, live_tenant, live_endpoint["id"])
     assert endpoint["disabled_reason"].startswith("Every attempt since ")
     assert endpoint["failing_since"] is not None
     # Enabling it again starts afresh.
@@ -325,13 +337,7 @@ async def test_a_private_address_is_refused_at_delivery_unless_insecure_is_allow
     async with running(strict):
         await create_contact(live_client, live_tenant)
 
-        async def attempted() -> bool:
-            found = await deliveries(
-                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
-            )
-            return bool(found and found[0]["attempts"])
-
-        await eventually(attempted)
+        await attempted_once(live_client, live_tenant, live_endpoint["id"])
     [delivery] = await deliveries(
         live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
     )
@@ -358,13 +364,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     async with running(dispatcher):
         await create_contact(live_client, live_tenant)
 
-        async def attempted() -> bool:
-            found = await deliveries(
-                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
-            )
-            return bool(found and found[0]["attempts"])
-
-        await eventually(attempted)
+        await attempted_once(live_client, live_tenant, live_endpoint["id"])
     [delivery] = await deliveries(
         live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
     )

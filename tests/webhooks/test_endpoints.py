@@ -287,6 +287,26 @@ class TestUpdateAndDelete:
             await live_client.delete(path, headers=live_tenant.headers)
 
 
+async def delivery_as_if(
+    client: AsyncClient,
+    tenant: Tenant,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    **state: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An endpoint and its delivery of a new contact, put in the state a worker would leave."""
+    endpoint = await create_endpoint(client, tenant, URL, event_types=["contact.created"])
+    await create_contact(client, tenant)
+    [delivery] = await deliveries(client, tenant, endpoint["id"])
+    async with sessionmaker() as session:
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == uuid.UUID(delivery["id"]))
+            .values(**state)
+        )
+        await session.commit()
+    return endpoint, delivery
+
+
 class TestDeliveries:
     async def test_retry_puts_a_finished_delivery_back_in_the_queue(
         self,
@@ -294,16 +314,9 @@ class TestDeliveries:
         tenant: Tenant,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
-        endpoint = await create_endpoint(client, tenant, URL, event_types=["contact.created"])
-        await create_contact(client, tenant)
-        [delivery] = await deliveries(client, tenant, endpoint["id"])
-        async with sessionmaker() as session:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == uuid.UUID(delivery["id"]))
-                .values(status="failed", next_attempt_at=None, attempt_count=10)
-            )
-            await session.commit()
+        endpoint, delivery = await delivery_as_if(
+            client, tenant, sessionmaker, status="failed", next_attempt_at=None, attempt_count=10
+        )
         path = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}"
         response = await client.post(f"{path}/retry", headers=tenant.headers)
         assert response.status_code == 202, response.text
@@ -321,16 +334,10 @@ class TestDeliveries:
         tenant: Tenant,
         sessionmaker: async_sessionmaker[AsyncSession],
     ) -> None:
-        endpoint = await create_endpoint(client, tenant, URL, event_types=["contact.created"])
-        await create_contact(client, tenant)
-        [delivery] = await deliveries(client, tenant, endpoint["id"])
-        async with sessionmaker() as session:
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == uuid.UUID(delivery["id"]))
-                .values(status="delivering", next_attempt_at=func.now() + timedelta(hours=1))
-            )
-            await session.commit()
+        in_an_hour = func.now() + timedelta(hours=1)
+        endpoint, delivery = await delivery_as_if(
+            client, tenant, sessionmaker, status="delivering", next_attempt_at=in_an_hour
+        )
         path = f"/v1/webhook-endpoints/{endpoint['id']}/deliveries/{delivery['id']}/retry"
         assert_problem(await client.post(path, headers=tenant.headers), 409)
 

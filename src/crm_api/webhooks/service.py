@@ -134,14 +134,23 @@ async def list_endpoints(
 
 
 async def get_endpoint(
-    session: AsyncSession, principal: Principal, id: uuid.UUID, *, for_update: bool = False
+    session: AsyncSession, principal: Principal, id: uuid.UUID
+) -> WebhookEndpoint:
+    return await get_or_404(
+        WebhookEndpointRepository(session), principal.workspace_id, id, "webhook endpoint"
+    )
+
+
+async def _lock_endpoint(
+    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
 ) -> WebhookEndpoint:
     return await get_or_404(
         WebhookEndpointRepository(session),
         principal.workspace_id,
         id,
         "webhook endpoint",
-        for_update=for_update,
+        for_update=True,
+        if_match=if_match,
     )
 
 
@@ -152,14 +161,7 @@ async def update_endpoint(
     data: WebhookEndpointUpdate,
     if_match: str | None,
 ) -> WebhookEndpoint:
-    endpoint = await get_or_404(
-        WebhookEndpointRepository(session),
-        principal.workspace_id,
-        id,
-        "webhook endpoint",
-        for_update=True,
-        if_match=if_match,
-    )
+    endpoint = await _lock_endpoint(session, principal, id, if_match)
     if data.url is not None:
         _check_url(data.url)
     was_enabled = endpoint.enabled
@@ -186,14 +188,7 @@ async def update_endpoint(
 async def delete_endpoint(
     session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
 ) -> None:
-    endpoint = await get_or_404(
-        WebhookEndpointRepository(session),
-        principal.workspace_id,
-        id,
-        "webhook endpoint",
-        for_update=True,
-        if_match=if_match,
-    )
+    endpoint = await _lock_endpoint(session, principal, id, if_match)
     soft_delete(endpoint)
     await DeliveryRepository(session).fail_pending_of(
         endpoint.workspace_id, endpoint.id, "The endpoint was deleted."
@@ -207,14 +202,7 @@ async def rotate_secret(
 ) -> WebhookEndpoint:
     """A new secret; the current one keeps signing beside it for 24 hours, so receivers can
     switch without losing a delivery."""
-    endpoint = await get_or_404(
-        WebhookEndpointRepository(session),
-        principal.workspace_id,
-        id,
-        "webhook endpoint",
-        for_update=True,
-        if_match=if_match,
-    )
+    endpoint = await _lock_endpoint(session, principal, id, if_match)
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = datetime.now(UTC) + ROTATION_OVERLAP
     endpoint.secret = new_secret()
@@ -268,23 +256,18 @@ async def _with_attempts(
     return [(d, by_delivery[d.id]) for d in deliveries]
 
 
-async def _get_delivery(
+async def _delivery_of(
     session: AsyncSession,
-    principal: Principal,
-    endpoint_id: uuid.UUID,
+    endpoint: WebhookEndpoint,
     delivery_id: uuid.UUID,
     *,
     for_update: bool = False,
 ) -> WebhookDelivery:
-    await get_endpoint(session, principal, endpoint_id)
+    repository = DeliveryRepository(session)
     delivery = await get_or_404(
-        DeliveryRepository(session),
-        principal.workspace_id,
-        delivery_id,
-        "delivery",
-        for_update=for_update,
+        repository, endpoint.workspace_id, delivery_id, "delivery", for_update=for_update
     )
-    if delivery.endpoint_id != endpoint_id:
+    if delivery.endpoint_id != endpoint.id:
         raise NotFound(f"No delivery with id {delivery_id} for this endpoint.")
     return delivery
 
@@ -292,7 +275,8 @@ async def _get_delivery(
 async def get_delivery(
     session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]:
-    delivery = await _get_delivery(session, principal, endpoint_id, delivery_id)
+    endpoint = await get_endpoint(session, principal, endpoint_id)
+    delivery = await _delivery_of(session, endpoint, delivery_id)
     [(delivery, attempts)] = await _with_attempts(
         DeliveryRepository(session), principal, [delivery]
     )
@@ -306,7 +290,7 @@ async def retry_delivery(
     endpoint = await get_endpoint(session, principal, endpoint_id)
     if not endpoint.enabled:
         raise EndpointDisabled("Enable the endpoint before retrying its deliveries.")
-    delivery = await _get_delivery(session, principal, endpoint_id, delivery_id, for_update=True)
+    delivery = await _delivery_of(session, endpoint, delivery_id, for_update=True)
     lease = delivery.next_attempt_at
     if delivery.status == "delivering" and lease is not None and lease > datetime.now(UTC):
         raise DeliveryInProgress("A worker is sending this delivery right now.")
@@ -316,8 +300,10 @@ async def retry_delivery(
     delivery.completed_at = None
     repository = DeliveryRepository(session)
     await session.flush()
+    await session.refresh(delivery, ["next_attempt_at"])
     await repository.wake_dispatchers()
-    return await get_delivery(session, principal, endpoint_id, delivery_id)
+    [(delivery, attempts)] = await _with_attempts(repository, principal, [delivery])
+    return delivery, attempts
 
 
 @dataclass(frozen=True)

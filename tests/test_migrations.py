@@ -1,0 +1,69 @@
+"""The Alembic revisions: they build exactly the schema the models describe, and every one of
+them can be undone and done again."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from crm_api.migrate import alembic_config
+from crm_api.models import Base
+
+
+async def _on_server(database_url: str, sql: str) -> None:
+    url = make_url(database_url)
+    connection = await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.host or url.query.get("host"),
+        port=url.port,
+        database=url.database,
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def scratch_url(database_url: str) -> Iterator[str]:
+    """An empty database on the test server."""
+    name = f"crm_migrations_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_on_server(database_url, f'CREATE DATABASE "{name}"'))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_on_server(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def _differences(database_url: str) -> list[Any]:
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async def run() -> list[Any]:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(compare)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_upgrade_matches_the_models_and_every_revision_reverses(scratch_url: str) -> None:
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "head")
+    assert _differences(scratch_url) == []
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    assert _differences(scratch_url) == []
