@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from crm_api.core.db import new_id
 from crm_api.core.patch import Changes
 from crm_api.webhooks.catalog import EVENT_TYPES, matches
-from crm_api.webhooks.repository import OutboxWriter
+from crm_api.webhooks.repository import OutboxWriter, Subscriber
 
 _OUTBOX = "crm_api.outbox"
 
@@ -101,57 +101,44 @@ def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -
 
 
 def _publish(writer: OutboxWriter, pending: list[PendingEvent]) -> None:
-    notify = False
     # Workspaces in a fixed order, so two transactions never wait on each other's counters.
     for workspace_id, group in groupby(
         sorted(pending, key=attrgetter("workspace_id")), key=attrgetter("workspace_id")
     ):
         events = list(group)
-        first_sequence, now = writer.allocate_sequences(workspace_id, len(events))
-        writer.insert_events(
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "id": e.id,
-                    "sequence": first_sequence + i,
-                    "type": e.type,
-                    "occurred_at": now,
-                    "resource_id": e.resource_id,
-                    "data": e.data,
-                    "changes": e.changes,
-                    "endpoint_id": e.endpoint_id,
-                }
-                for i, e in enumerate(events)
-            ]
-        )
-        endpoints = writer.subscribed_endpoints(workspace_id)
-        deliveries = [
+        first_sequence, now, subscribers = writer.open(workspace_id, len(events))
+        rows = [
             {
-                "workspace_id": workspace_id,
-                "id": new_id(),
-                "endpoint_id": endpoint.id,
-                "event_id": e.id,
-                "event_type": e.type,
-                "event_sequence": first_sequence + i,
-                "next_attempt_at": now,
+                "id": e.id,
+                "sequence": first_sequence + i,
+                "type": e.type,
+                "resource_id": e.resource_id,
+                "data": e.data,
+                "changes": e.changes,
+                "endpoint_id": e.endpoint_id,
             }
             for i, e in enumerate(events)
-            for endpoint in endpoints
-            if _wanted(endpoint.id, endpoint.event_types, endpoint.fields, e)
         ]
-        if deliveries:
-            writer.insert_deliveries(deliveries)
-            notify = True
-    if notify:
-        writer.wake_dispatchers()
+        deliveries = [
+            {
+                "id": new_id(),
+                "endpoint_id": subscriber.id,
+                "event_id": row["id"],
+                "event_type": row["type"],
+                "event_sequence": row["sequence"],
+            }
+            for row, event in zip(rows, events, strict=True)
+            for subscriber in subscribers
+            if _wanted(subscriber, event)
+        ]
+        writer.write(workspace_id, now, rows, deliveries)
 
 
-def _wanted(
-    endpoint_id: uuid.UUID, event_types: list[str], fields: list[str], event: PendingEvent
-) -> bool:
+def _wanted(subscriber: Subscriber, event: PendingEvent) -> bool:
     if event.endpoint_id is not None:
-        return event.endpoint_id == endpoint_id
-    if not matches(event_types, event.type):
+        return event.endpoint_id == subscriber.id
+    if not matches(subscriber.event_types, event.type):
         return False
     # A field filter narrows updates to those that change one of its fields.
+    fields = subscriber.fields
     return not (fields and event.changes is not None and not set(fields) & event.changes.keys())

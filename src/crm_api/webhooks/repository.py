@@ -1,5 +1,7 @@
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -8,7 +10,6 @@ from sqlalchemy import (
     Select,
     delete,
     func,
-    insert,
     or_,
     select,
     text,
@@ -33,14 +34,51 @@ ENDPOINT_SORTS = {"created_at": SortField(WebhookEndpoint.created_at, datetime)}
 DELIVERY_ID_SORT = SortField(WebhookDelivery.id, uuid.UUID)
 DELIVERY_SORTS = {"created_at": SortField(WebhookDelivery.created_at, datetime)}
 
-_ALLOCATE_SEQUENCES = text(
+# Both statements below are the whole cost of announcing a write: two round trips at commit.
+_OPEN_OUTBOX = text(
     """
-    INSERT INTO event_counters (workspace_id, last_sequence) VALUES (:workspace_id, :count)
-    ON CONFLICT (workspace_id)
-    DO UPDATE SET last_sequence = event_counters.last_sequence + excluded.last_sequence
-    RETURNING last_sequence, clock_timestamp()
+    WITH counter AS (
+      INSERT INTO event_counters AS c (workspace_id, last_sequence)
+      VALUES (:workspace_id, :count)
+      ON CONFLICT (workspace_id) DO UPDATE SET last_sequence = c.last_sequence + :count
+      RETURNING last_sequence, clock_timestamp() AS now
+    )
+    SELECT counter.last_sequence, counter.now, e.id, e.event_types, e.fields
+    FROM counter LEFT JOIN webhook_endpoints AS e
+      ON e.workspace_id = :workspace_id AND e.enabled AND e.deleted_at IS NULL
     """
 )
+_WRITE_OUTBOX = text(
+    """
+    WITH new_events AS (
+      INSERT INTO events
+        (workspace_id, id, sequence, type, occurred_at, resource_id, data, changes, endpoint_id)
+      SELECT :workspace_id, e.id, e.sequence, e.type, :now, e.resource_id, e.data::json,
+             e.changes::json, e.endpoint_id
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:sequences AS bigint[]), CAST(:types AS text[]),
+                  CAST(:resource_ids AS uuid[]), CAST(:data AS text[]),
+                  CAST(:changes AS text[]), CAST(:endpoint_ids AS uuid[]))
+        AS e(id, sequence, type, resource_id, data, changes, endpoint_id)
+    ), new_deliveries AS (
+      INSERT INTO webhook_deliveries
+        (workspace_id, id, endpoint_id, event_id, event_type, event_sequence, next_attempt_at)
+      SELECT :workspace_id, d.id, d.endpoint_id, d.event_id, d.event_type, d.event_sequence, :now
+      FROM unnest(CAST(:delivery_ids AS uuid[]), CAST(:delivery_endpoint_ids AS uuid[]),
+                  CAST(:delivery_event_ids AS uuid[]), CAST(:delivery_event_types AS text[]),
+                  CAST(:delivery_sequences AS bigint[]))
+        AS d(id, endpoint_id, event_id, event_type, event_sequence)
+    )
+    -- Delivered to listening workers when (and only if) the transaction commits.
+    SELECT pg_notify(:channel, '') WHERE :wake
+    """
+)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: uuid.UUID
+    event_types: list[str]
+    fields: list[str]
 
 
 class OutboxWriter:
@@ -50,32 +88,48 @@ class OutboxWriter:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def allocate_sequences(self, workspace_id: uuid.UUID, count: int) -> tuple[int, datetime]:
-        """The first of `count` new sequence numbers, and the time; the counter's row stays
-        locked until the commit, so sequences follow commit order."""
-        last, now = self.session.execute(
-            _ALLOCATE_SEQUENCES, {"workspace_id": workspace_id, "count": count}
-        ).one()
-        return int(last) - count + 1, now
+    def open(self, workspace_id: uuid.UUID, count: int) -> tuple[int, datetime, list[Subscriber]]:
+        """The first of `count` new sequence numbers, the time, and the endpoints to consider.
+        The counter's row stays locked until the commit, so sequences follow commit order."""
+        rows = self.session.execute(
+            _OPEN_OUTBOX, {"workspace_id": workspace_id, "count": count}
+        ).all()
+        last, now = rows[0][0], rows[0][1]
+        subscribers = [Subscriber(r[2], r[3], r[4]) for r in rows if r[2] is not None]
+        return int(last) - count + 1, now, subscribers
 
-    def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        self.session.execute(insert(Event), rows)
-
-    def subscribed_endpoints(self, workspace_id: uuid.UUID) -> list[Any]:
-        return self.session.execute(
-            select(WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.fields).where(
-                WebhookEndpoint.workspace_id == workspace_id,
-                WebhookEndpoint.enabled.is_(True),
-                WebhookEndpoint.deleted_at.is_(None),
-            )
-        ).all()  # type: ignore[return-value]
-
-    def insert_deliveries(self, rows: list[dict[str, Any]]) -> None:
-        self.session.execute(insert(WebhookDelivery), rows)
-
-    def wake_dispatchers(self) -> None:
-        # Delivered to listeners when (and only if) the transaction commits.
-        self.session.execute(select(func.pg_notify(WAKE_CHANNEL, "")))
+    def write(
+        self,
+        workspace_id: uuid.UUID,
+        now: datetime,
+        events: Sequence[dict[str, Any]],
+        deliveries: Sequence[dict[str, Any]],
+    ) -> None:
+        """The events and their deliveries, in one statement."""
+        self.session.execute(
+            _WRITE_OUTBOX,
+            {
+                "workspace_id": workspace_id,
+                "now": now,
+                "ids": [e["id"] for e in events],
+                "sequences": [e["sequence"] for e in events],
+                "types": [e["type"] for e in events],
+                "resource_ids": [e["resource_id"] for e in events],
+                "data": [json.dumps(e["data"], ensure_ascii=False) for e in events],
+                "changes": [
+                    None if e["changes"] is None else json.dumps(e["changes"], ensure_ascii=False)
+                    for e in events
+                ],
+                "endpoint_ids": [e["endpoint_id"] for e in events],
+                "delivery_ids": [d["id"] for d in deliveries],
+                "delivery_endpoint_ids": [d["endpoint_id"] for d in deliveries],
+                "delivery_event_ids": [d["event_id"] for d in deliveries],
+                "delivery_event_types": [d["event_type"] for d in deliveries],
+                "delivery_sequences": [d["event_sequence"] for d in deliveries],
+                "channel": WAKE_CHANNEL,
+                "wake": bool(deliveries),
+            },
+        )
 
 
 class EventRepository(Repository[Event]):
