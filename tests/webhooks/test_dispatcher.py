@@ -3,18 +3,31 @@
 
 import asyncio
 import time
+import uuid
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm_api.app import create_app
 from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact as create_contact_in
 from crm_api.core.auth import Principal
+from crm_api.core.idempotency import IdempotencyRecord
+from crm_api.webhooks.models import Event
 from tests.builders import Tenant, create_contact
-from tests.webhooks.conftest import create_endpoint, eventually, make_dispatcher, running
+from tests.conftest import make_client
+from tests.webhooks.conftest import (
+    create_endpoint,
+    eventually,
+    fast_settings,
+    make_dispatcher,
+    running,
+)
 from tests.webhooks.receiver import Received, Receiver
 
 
@@ -425,3 +438,67 @@ async def test_overlapping_sends_to_one_endpoint_deliver_each_event_once(
         d["status"] for d in await deliveries(live_client, live_tenant, live_endpoint["id"])
     }
     assert statuses == {"succeeded"}
+
+
+async def test_maintenance_prunes_old_events_and_expired_idempotency_records(
+    live_app: FastAPI, engine: AsyncEngine, live_client: AsyncClient, live_tenant: Tenant
+) -> None:
+    old = await create_contact(live_client, live_tenant, first_name="Old")
+    fresh = await create_contact(live_client, live_tenant, first_name="Fresh")
+    for key in ("old-key", "fresh-key"):
+        response = await live_client.post(
+            "/v1/contacts",
+            json={"first_name": key},
+            headers={**live_tenant.headers, "Idempotency-Key": key},
+        )
+        assert response.status_code == 201
+    async with live_app.state.sessionmaker.begin() as session:
+        await session.execute(
+            update(Event)
+            .where(Event.workspace_id == live_tenant.workspace_id, Event.resource_id == old["id"])
+            .values(occurred_at=func.now() - timedelta(days=31))
+        )
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == "old-key")
+            .values(created_at=func.now() - timedelta(hours=25))
+        )
+    await make_dispatcher(live_app, engine)._maintain()
+
+    async with live_app.state.sessionmaker() as session:
+        resources = set(
+            (
+                await session.scalars(
+                    select(Event.resource_id).where(Event.workspace_id == live_tenant.workspace_id)
+                )
+            ).all()
+        )
+        keys = set(
+            (
+                await session.scalars(
+                    select(IdempotencyRecord.key).where(
+                        IdempotencyRecord.workspace_id == live_tenant.workspace_id
+                    )
+                )
+            ).all()
+        )
+    assert uuid.UUID(old["id"]) not in resources
+    assert uuid.UUID(fresh["id"]) in resources
+    assert keys == {"fresh-key"}
+
+
+async def test_the_server_can_deliver_webhooks_itself(
+    database_url: str, live_tenant: Tenant, receiver: Receiver
+) -> None:
+    """`crm-api serve --with-worker` (what `make serve` runs): the dispatcher lives and stops
+    with the app."""
+    app = create_app(fast_settings(run_dispatcher=True), database_url=database_url)
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        endpoint = await create_endpoint(client, live_tenant, receiver.url)
+        await create_contact(client, live_tenant, first_name="Served")
+        await receiver.wait_for(
+            lambda got: any(r.payload["type"] == "contact.created" for r in got)
+        )
+        await client.delete(f"/v1/webhook-endpoints/{endpoint['id']}", headers=live_tenant.headers)
+    [request] = of_type(receiver, "contact.created")
+    assert request.verified(endpoint["secret"])["data"]["first_name"] == "Served"

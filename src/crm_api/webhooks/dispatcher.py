@@ -4,8 +4,9 @@ Several workers may run at once. A claim takes rows with `FOR UPDATE SKIP LOCKED
 them (status `delivering`, `next_attempt_at` = end of the lease) in a transaction that commits
 before any request is sent, so no row lock is held across HTTP. A worker that dies mid-batch
 loses nothing: its leases run out and another worker (or itself, restarted) takes the rows again.
-Within a batch an endpoint's deliveries go one after another in event order; endpoints are
-served concurrently, so one slow receiver does not hold up the others."""
+Within a batch an endpoint's deliveries start in event order, one after another unless
+`webhook_in_flight_per_endpoint` allows more at once; endpoints are served concurrently, so one
+slow receiver does not hold up the others."""
 
 import asyncio
 import contextlib
