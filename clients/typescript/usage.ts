@@ -64,3 +64,44 @@ export async function createLead(baseUrl: string, key: string, email: string): P
 export function describeNotFound(problem: NotFound): string {
   return `${problem.title} (${problem.instance ?? "?"})`;
 }
+
+// A settings screen for webhooks: subscribe, then show each delivery with its last attempt.
+type NewEndpoint =
+  paths["/v1/webhook-endpoints"]["post"]["requestBody"]["content"]["application/json"];
+type EndpointWithSecret =
+  paths["/v1/webhook-endpoints"]["post"]["responses"][201]["content"]["application/json"];
+type DeliveryPage =
+  paths["/v1/webhook-endpoints/{endpoint_id}/deliveries"]["get"]["responses"][200]["content"]["application/json"];
+type EventPage = paths["/v1/events"]["get"]["responses"][200]["content"]["application/json"];
+
+export async function subscribe(baseUrl: string, key: string, url: string): Promise<string> {
+  const body: NewEndpoint = {
+    url,
+    event_types: ["contact.*", "*.deleted"],
+    fields: ["lifecycle_stage"],
+  };
+  const endpoint: EndpointWithSecret = await call(baseUrl, key, "/v1/webhook-endpoints", {
+    method: "POST",
+    body: JSON.stringify(body),
+  });
+  return endpoint.secret; // shown once: the receiver keeps it to check signatures
+}
+
+export async function deliveryLines(baseUrl: string, key: string, endpointId: string): Promise<string[]> {
+  const page: DeliveryPage = await call(baseUrl, key, `/v1/webhook-endpoints/${endpointId}/deliveries`);
+  return page.data.map((delivery) => {
+    const last = delivery.attempts[delivery.attempts.length - 1];
+    const outcome = last ? (last.response_status ?? last.error ?? "") : "not tried yet";
+    return `#${delivery.event_sequence} ${delivery.event_type}: ${delivery.status} (${outcome})`;
+  });
+}
+
+export async function changesSince(baseUrl: string, key: string, sequence: number): Promise<number> {
+  const page: EventPage = await call(baseUrl, key, `/v1/events?after_sequence=${sequence}`);
+  for (const event of page.data) {
+    for (const [field, change] of Object.entries(event.changes ?? {})) {
+      console.log(event.sequence, event.type, field, JSON.stringify(change));
+    }
+  }
+  return page.data.at(-1)?.sequence ?? sequence;
+}

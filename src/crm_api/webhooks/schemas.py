@@ -23,6 +23,10 @@ def _known_patterns(patterns: str) -> str:
     return patterns
 
 
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
@@ -69,9 +73,15 @@ class WebhookEndpointCreate(InputSchema):
 
     url: WebhookUrl
     event_types: EventTypes
-    fields: Fields = []
+    fields: Fields | None = None
     description: LongText | None = None
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="Default: true.",
+        # Not shown as a JSON Schema default: openapi-typescript makes a property with a
+        # default required in a component schema, request bodies included.
+        json_schema_extra=_without_default,
+    )
 
 
 class WebhookEndpointUpdate(InputSchema):

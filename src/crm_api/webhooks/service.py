@@ -109,7 +109,7 @@ async def create_endpoint(
         url=data.url,
         description=data.description,
         event_types=[pattern.value for pattern in data.event_types],
-        fields=data.fields,
+        fields=data.fields or [],
         enabled=data.enabled,
         secret=new_secret(),
     )
