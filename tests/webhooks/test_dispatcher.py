@@ -502,3 +502,40 @@ async def test_the_server_can_deliver_webhooks_itself(
         await client.delete(f"/v1/webhook-endpoints/{endpoint['id']}", headers=live_tenant.headers)
     [request] = of_type(receiver, "contact.created")
     assert request.verified(endpoint["secret"])["data"]["first_name"] == "Served"
+
+
+async def test_what_the_lease_cannot_cover_is_handed_back_untried(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    def slow(request: Received) -> int:
+        time.sleep(0.4)
+        return 200
+
+    receiver.responder = slow
+    items = [{"external_id": f"LS-{n}", "first_name": f"L{n}"} for n in range(12)]
+    await live_client.post(
+        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
+    )
+    # Sends stop once less than timeout + 2 s of the 6 s lease is left: after about 3 s.
+    dispatcher = make_dispatcher(
+        live_app, engine, webhook_timeout_seconds=1, worker_lease_seconds=6
+    )
+    try:
+        # The endpoint's own creation and 12 contacts (and whatever else is due).
+        assert await dispatcher.run_once() >= 13
+    finally:
+        assert dispatcher.client is not None
+        await dispatcher.client.aclose()
+    found = await deliveries(live_client, live_tenant, live_endpoint["id"])
+    sent = [d for d in found if d["status"] == "succeeded"]
+    handed_back = [d for d in found if d["status"] == "pending"]
+    assert sent
+    assert handed_back
+    assert len(sent) + len(handed_back) == 13
+    assert {d["attempt_count"] for d in handed_back} == {0}  # not counted as a try
+    assert {(d["attempt_count"], len(d["attempts"])) for d in sent} == {(1, 1)}

@@ -31,7 +31,7 @@ from crm_api.webhooks.repository import (
     EventRepository,
     WebhookEndpointRepository,
 )
-from crm_api.webhooks.sender import send
+from crm_api.webhooks.sender import address_problem, refused, send
 from crm_api.webhooks.service import AttemptOutcome, record_outcomes
 
 logger = logging.getLogger(__name__)
@@ -157,18 +157,23 @@ class Dispatcher:
                     events[delivery.event_id],
                     timeout_seconds=self.timeout,
                     body_limit=self.settings.webhook_response_body_bytes,
-                    allow_insecure=self.settings.webhooks_allow_insecure,
                 )
             finally:
                 window.release()
 
-        while untried:
-            await window.acquire()
-            if loop.time() + self.timeout + LEASE_MARGIN >= lease_ends:
-                window.release()
-                break
-            sends.append(asyncio.create_task(post(untried.pop(0))))
-        outcomes = list(await asyncio.gather(*sends))
+        insecure_allowed = self.settings.webhooks_allow_insecure
+        problem = None if insecure_allowed else await address_problem(endpoint)
+        if problem is not None:
+            outcomes = [refused(delivery, problem) for delivery in untried]
+            untried = []
+        else:
+            while untried:
+                await window.acquire()
+                if loop.time() + self.timeout + LEASE_MARGIN >= lease_ends:
+                    window.release()
+                    break
+                sends.append(asyncio.create_task(post(untried.pop(0))))
+            outcomes = list(await asyncio.gather(*sends))
         async with self.sessionmaker.begin() as session:
             await record_outcomes(
                 session,

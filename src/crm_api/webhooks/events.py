@@ -92,6 +92,14 @@ def _discard_rolled_back(session: Session, previous_transaction: SessionTransact
         ]
 
 
+@event.listens_for(Session, "after_transaction_end")
+def _forget_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    # Whatever ended the session's transaction (commit, rollback, close), nothing may carry
+    # over into the next one.
+    if transaction.parent is None:
+        session.info.pop(_OUTBOX, None)
+
+
 def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
     while transaction is not None:
         if transaction is outer:

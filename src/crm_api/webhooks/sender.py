@@ -48,6 +48,28 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+async def address_problem(endpoint: WebhookEndpoint) -> str | None:
+    """Why nothing may be posted to this endpoint now (its host resolves to a non-public
+    address), or None. Checked once per batch and endpoint, when insecure URLs are not allowed."""
+    url = urlsplit(endpoint.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if await resolves_publicly(url.hostname or "", port):
+        return None
+    return "The URL's host resolves to a loopback, private or reserved address."
+
+
+def refused(delivery: WebhookDelivery, error: str) -> AttemptOutcome:
+    """An attempt that sent nothing."""
+    return AttemptOutcome(
+        workspace_id=delivery.workspace_id,
+        endpoint_id=delivery.endpoint_id,
+        delivery_id=delivery.id,
+        attempted_at=datetime.now(UTC),
+        duration_ms=0,
+        error=error,
+    )
+
+
 async def send(
     client: httpx.AsyncClient,
     delivery: WebhookDelivery,
@@ -56,7 +78,6 @@ async def send(
     *,
     timeout_seconds: float,
     body_limit: int,
-    allow_insecure: bool,
 ) -> AttemptOutcome:
     attempted_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -71,10 +92,6 @@ async def send(
             **fields,  # type: ignore[arg-type]
         )
 
-    url = urlsplit(endpoint.url)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    if not allow_insecure and not await resolves_publicly(url.hostname or "", port):
-        return outcome(error="The URL's host resolves to a loopback, private or reserved address.")
     body = envelope(event)
     message_id = str(event.id)
     timestamp = int(attempted_at.timestamp())
