@@ -118,19 +118,34 @@ async def test_delivered_when_the_write_commits_and_not_before(
     live_endpoint: dict[str, Any],
 ) -> None:
     principal = Principal(live_tenant.workspace_id, live_tenant.workspace_id, frozenset())
-    dispatcher = make_dispatcher(live_app, engine)
-    async with running(dispatcher), live_app.state.sessionmaker() as session:
-        await create_contact_in(session, principal, ContactCreate(first_name="Pending"))
-        await asyncio.sleep(0.5)  # the worker polls and listens meanwhile
+    async with running(make_dispatcher(live_app, engine)), live_app.state.sessionmaker() as s:
+        await create_contact_in(s, principal, ContactCreate(first_name="Pending"))
+        await asyncio.sleep(0.5)  # the worker polls (every 0.05 s) and listens meanwhile
         assert of_type(receiver, "contact.created") == []
-        committed_at = time.time()
-        await session.commit()
+        await s.commit()
         await receiver.wait_for(
             lambda got: any(r.payload["type"] == "contact.created" for r in got)
         )
     [request] = of_type(receiver, "contact.created")
-    # Woken by NOTIFY at the commit, not by the next poll.
-    assert request.at - committed_at < 0.5
+    assert request.payload["data"]["first_name"] == "Pending"
+
+
+async def test_a_commit_wakes_a_sleeping_worker(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    """With an hour between polls, only the NOTIFY sent at commit can bring the event over."""
+    async with running(make_dispatcher(live_app, engine, worker_poll_seconds=3600)):
+        await receiver.wait_for(lambda got: len(got) >= 1)  # the endpoint's own creation
+        await asyncio.sleep(0.2)  # the worker has gone to sleep
+        await create_contact(live_client, live_tenant, first_name="Woken")
+        await receiver.wait_for(
+            lambda got: any(r.payload["type"] == "contact.created" for r in got), within=10
+        )
 
 
 async def test_a_failing_event_is_retried_until_it_succeeds_without_holding_back_others(
