@@ -43,6 +43,25 @@ DESCRIPTION = """\
 A headless CRM: contacts and companies, with cursor pagination, optimistic concurrency
 (`ETag`/`If-Match`), idempotent POSTs (`Idempotency-Key`), upserts by your own ids
 (`external_id`) and RFC 9457 problem details for every error.
+
+## Events and webhooks
+
+Every change is an event, recorded in the transaction that makes it: a rolled-back write
+announces nothing, a committed one is never missed. Read them from `GET /v1/events`, or have
+them POSTed to a webhook endpoint. The body is
+`{"id", "type", "timestamp", "sequence", "data", "changes"}`: `data` is the record as this API
+returns it (with its `version`), `changes` gives `{field: {old, new}}` on updates, and
+`sequence` increases strictly per workspace in commit order, without gaps.
+
+Webhooks follow [Standard Webhooks](https://www.standardwebhooks.com): headers `webhook-id`
+(the event's id: dedupe on it), `webhook-timestamp` (Unix seconds of the attempt) and
+`webhook-signature` (`v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the endpoint's
+`whsec_` secret; two signatures, space-separated, for 24 h after a rotation). Only a 2xx answer
+within 15 s counts. Failures are retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h
+and 24 h (±20 %, or later when `Retry-After` says so); then the delivery is failed. `410 Gone`,
+or five days without a success, disables the endpoint (`webhook_endpoint.disabled`). An
+endpoint's events are sent in `sequence` order when nothing fails; a failing one never holds
+back the others, so compare `sequence` (or `data.version`) to drop a stale update.
 """
 
 
