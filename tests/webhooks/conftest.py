@@ -77,6 +77,15 @@ async def running(*dispatchers: Dispatcher) -> AsyncIterator[None]:
                 await dispatcher.client.aclose()
 
 
+async def create_contacts(client: AsyncClient, tenant: Tenant, count: int, prefix: str) -> None:
+    """`count` contacts in one batch upsert: `count` events in one commit."""
+    items = [{"external_id": f"{prefix}-{n}", "first_name": f"{prefix}{n}"} for n in range(count)]
+    response = await client.post(
+        "/v1/contacts/batch/upsert", json={"items": items}, headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+
+
 async def create_endpoint(
     client: AsyncClient, tenant: Tenant, url: str, **fields: Any
 ) -> dict[str, Any]:

@@ -64,6 +64,16 @@ class Receiver:
             return sum(r.payload["type"] == type for r in self.received)
 
 
+def answering_after(seconds: float, status: int = 200) -> Responder:
+    """A receiver that takes its time (blocking its own thread only)."""
+
+    def respond(request: Received) -> int:
+        time.sleep(seconds)
+        return status
+
+    return respond
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

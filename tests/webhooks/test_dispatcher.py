@@ -22,13 +22,14 @@ from crm_api.webhooks.models import Event
 from tests.builders import Tenant, create_contact
 from tests.conftest import make_client
 from tests.webhooks.conftest import (
+    create_contacts,
     create_endpoint,
     eventually,
     fast_settings,
     make_dispatcher,
     running,
 )
-from tests.webhooks.receiver import Received, Receiver
+from tests.webhooks.receiver import Received, Receiver, answering_after
 
 
 def of_type(receiver: Receiver, type: str) -> list[Received]:
@@ -381,11 +382,7 @@ async def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(
     receiver: Receiver,
     live_endpoint: dict[str, Any],
 ) -> None:
-    def slow(request: Received) -> int:
-        time.sleep(1.5)
-        return 200
-
-    receiver.responder = slow
+    receiver.responder = answering_after(1.5)
     dispatcher = make_dispatcher(
         live_app, engine, webhook_timeout_seconds=0.5, webhook_retry_delays=[60] * 9
     )
@@ -408,11 +405,7 @@ async def test_two_workers_on_one_queue_never_send_an_event_twice(
     receiver: Receiver,
     live_endpoint: dict[str, Any],
 ) -> None:
-    items = [{"external_id": f"TW-{n}", "first_name": f"T{n}"} for n in range(300)]
-    response = await live_client.post(
-        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
-    )
-    assert response.status_code == 200
+    await create_contacts(live_client, live_tenant, 300, "TW")
     workers = [make_dispatcher(live_app, engine, worker_batch_size=20) for _ in range(2)]
     async with running(*workers):
         await receiver.wait_for(
@@ -432,15 +425,8 @@ async def test_overlapping_sends_to_one_endpoint_deliver_each_event_once(
     receiver: Receiver,
     live_endpoint: dict[str, Any],
 ) -> None:
-    def slow(request: Received) -> int:
-        time.sleep(0.01)
-        return 200
-
-    receiver.responder = slow
-    items = [{"external_id": f"OV-{n}", "first_name": f"V{n}"} for n in range(60)]
-    await live_client.post(
-        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
-    )
+    receiver.responder = answering_after(0.01)
+    await create_contacts(live_client, live_tenant, 60, "OV")
     dispatcher = make_dispatcher(live_app, engine, webhook_in_flight_per_endpoint=8)
     async with running(dispatcher):
         await receiver.wait_for(
@@ -527,15 +513,8 @@ async def test_what_the_lease_cannot_cover_is_handed_back_untried(
     receiver: Receiver,
     live_endpoint: dict[str, Any],
 ) -> None:
-    def slow(request: Received) -> int:
-        time.sleep(0.4)
-        return 200
-
-    receiver.responder = slow
-    items = [{"external_id": f"LS-{n}", "first_name": f"L{n}"} for n in range(12)]
-    await live_client.post(
-        "/v1/contacts/batch/upsert", json={"items": items}, headers=live_tenant.headers
-    )
+    receiver.responder = answering_after(0.4)
+    await create_contacts(live_client, live_tenant, 12, "LS")
     # Sends stop once less than timeout + 2 s of the 6 s lease is left: after about 3 s.
     dispatcher = make_dispatcher(
         live_app, engine, webhook_timeout_seconds=1, worker_lease_seconds=6

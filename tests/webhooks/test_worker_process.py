@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_api.webhooks.models import WebhookDelivery
 from tests.builders import Tenant
-from tests.webhooks.conftest import eventually
-from tests.webhooks.receiver import Received, Receiver
+from tests.webhooks.conftest import create_contacts, eventually
+from tests.webhooks.receiver import Received, Receiver, answering_after
 
 
 @pytest.fixture
@@ -57,14 +56,6 @@ def start_worker(
     return process
 
 
-async def create_contacts(client: AsyncClient, tenant: Tenant, count: int, prefix: str) -> None:
-    items = [{"external_id": f"{prefix}-{n}", "first_name": f"{prefix}{n}"} for n in range(count)]
-    response = await client.post(
-        "/v1/contacts/batch/upsert", json={"items": items}, headers=tenant.headers
-    )
-    assert response.status_code == 200, response.text
-
-
 async def deliveries_by_status(engine: AsyncEngine, endpoint_id: str) -> dict[str, int]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -88,11 +79,8 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
     live_endpoint: dict[str, Any],
     workers: list[subprocess.Popen[str]],
 ) -> None:
-    def slow(request: Received) -> int:
-        time.sleep(0.02)  # a batch of 20 takes about 0.4 s: long enough to be caught in it
-        return 200
-
-    receiver.responder = slow
+    # A batch of 20 takes about 0.4 s: long enough to be caught in it.
+    receiver.responder = answering_after(0.02)
     await create_contacts(live_client, live_tenant, 200, "K")
     first = start_worker(workers, database_url, worker_batch_size=20)
     await receiver.wait_for(lambda got: len(got) >= 60)
