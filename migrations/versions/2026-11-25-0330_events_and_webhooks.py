@@ -169,9 +169,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("status IN ('pending', 'delivering')"),
     )
     op.create_index(
-        "ix_webhook_deliveries_workspace_id_endpoint_id_id",
+        "ix_webhook_deliveries_workspace_id_endpoint_id_created_at_id",
         "webhook_deliveries",
-        ["workspace_id", "endpoint_id", "id"],
+        ["workspace_id", "endpoint_id", "created_at", "id"],
         unique=False,
     )
     op.create_index(
@@ -235,7 +235,8 @@ def downgrade() -> None:
     op.drop_table("webhook_delivery_attempts")
     op.drop_index("ix_webhook_deliveries_workspace_id_event_id", table_name="webhook_deliveries")
     op.drop_index(
-        "ix_webhook_deliveries_workspace_id_endpoint_id_id", table_name="webhook_deliveries"
+        "ix_webhook_deliveries_workspace_id_endpoint_id_created_at_id",
+        table_name="webhook_deliveries",
     )
     op.drop_index(
         "ix_webhook_deliveries_due",

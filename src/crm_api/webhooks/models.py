@@ -108,10 +108,12 @@ class WebhookDelivery(WorkspaceScopedMixin, Base):
             "next_attempt_at",
             postgresql_where=text("status IN ('pending', 'delivering')"),
         ),
+        # An endpoint's delivery log, in the order it is listed.
         Index(
-            "ix_webhook_deliveries_workspace_id_endpoint_id_id",
+            "ix_webhook_deliveries_workspace_id_endpoint_id_created_at_id",
             "workspace_id",
             "endpoint_id",
+            "created_at",
             "id",
         ),
         Index("ix_webhook_deliveries_workspace_id_event_id", "workspace_id", "event_id"),
