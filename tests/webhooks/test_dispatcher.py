@@ -533,3 +533,39 @@ async def test_what_the_lease_cannot_cover_is_handed_back_untried(
     assert len(sent) + len(handed_back) == 13
     assert {d["attempt_count"] for d in handed_back} == {0}  # not counted as a try
     assert {(d["attempt_count"], len(d["attempts"])) for d in sent} == {(1, 1)}
+
+
+async def test_recovery_after_an_outage_sends_what_failed_in_order(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    receiver.responder = lambda request: 503
+    async with running(make_dispatcher(live_app, engine, webhook_retry_delays=[0.05])):
+        await create_contacts(live_client, live_tenant, 5, "RC")
+
+        async def all_failed() -> bool:
+            found = await deliveries(
+                live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
+            )
+            return len(found) == 5 and {d["status"] for d in found} == {"failed"}
+
+        await eventually(all_failed)
+        receiver.responder = lambda request: 200
+        with receiver.lock:
+            receiver.received.clear()
+        response = await live_client.post(
+            f"/v1/webhook-endpoints/{live_endpoint['id']}/recover",
+            json={"since": live_endpoint["created_at"]},
+            headers=live_tenant.headers,
+        )
+        assert response.json() == {"requeued": 6}  # and the endpoint's own creation
+        await receiver.wait_for(lambda got: len(got) >= 6)
+    sequences = [r.payload["sequence"] for r in receiver.received]
+    assert sequences == sorted(sequences)
+    assert {
+        d["status"] for d in await deliveries(live_client, live_tenant, live_endpoint["id"])
+    } == {"succeeded"}

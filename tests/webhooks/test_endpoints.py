@@ -437,3 +437,65 @@ class TestAuth:
         assert theirs["id"] not in {e["id"] for e in mine.json()["data"]}
         unchanged = await client.get(path, headers=other_tenant.headers)
         assert unchanged.json()["version"] == 1
+
+
+class TestRecover:
+    async def test_failed_deliveries_in_the_range_go_back_in_the_queue(
+        self,
+        client: AsyncClient,
+        tenant: Tenant,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        endpoint, failed = await delivery_as_if(
+            client, tenant, sessionmaker, status="failed", next_attempt_at=None
+        )
+        await create_contact(client, tenant)  # a second delivery, still pending
+        path = f"/v1/webhook-endpoints/{endpoint['id']}/recover"
+        before = await client.post(
+            path,
+            json={"since": "2020-01-01T00:00:00Z", "until": failed["created_at"]},
+            headers=tenant.headers,
+        )
+        assert before.status_code == 202, before.text
+        assert before.json() == {"requeued": 0}  # `until` is exclusive
+        response = await client.post(
+            path, json={"since": failed["created_at"]}, headers=tenant.headers
+        )
+        assert response.json() == {"requeued": 1}
+        statuses = {d["id"]: d["status"] for d in await deliveries(client, tenant, endpoint["id"])}
+        assert statuses[failed["id"]] == "pending"
+        assert set(statuses.values()) == {"pending"}
+
+    @pytest.mark.parametrize(
+        ("body", "loc"),
+        [
+            ({}, ["body", "since"]),
+            ({"since": "yesterday"}, ["body", "since"]),
+            ({"since": "2026-11-25T00:00:00Z", "until": "2026-11-24T00:00:00Z"}, ["body"]),
+            ({"since": "2026-11-25T00:00:00Z", "status": "failed"}, ["body", "status"]),
+        ],
+    )
+    async def test_a_bad_range_is_422(
+        self, client: AsyncClient, tenant: Tenant, body: dict[str, Any], loc: list[str]
+    ) -> None:
+        endpoint = await create_endpoint(client, tenant, URL)
+        response = await client.post(
+            f"/v1/webhook-endpoints/{endpoint['id']}/recover", json=body, headers=tenant.headers
+        )
+        assert_problem(response, 422, loc=loc)
+
+    async def test_a_disabled_endpoint_is_409_and_others_are_404(
+        self,
+        client: AsyncClient,
+        tenant: Tenant,
+        other_tenant: Tenant,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        body = {"since": "2020-01-01T00:00:00Z"}
+        endpoint = await create_endpoint(client, tenant, URL, enabled=False)
+        path = f"/v1/webhook-endpoints/{endpoint['id']}/recover"
+        assert_problem(await client.post(path, json=body, headers=tenant.headers), 409)
+        assert_problem(await client.post(path, json=body, headers=other_tenant.headers), 404)
+        assert_problem(await client.post(path, json=body), 401)
+        reader = await create_key(sessionmaker, tenant, [Scope.webhooks_read])
+        assert_problem(await client.post(path, json=body, headers=reader.headers), 403)

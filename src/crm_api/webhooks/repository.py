@@ -313,5 +313,30 @@ class DeliveryRepository(Repository[WebhookDelivery]):
             .execution_options(synchronize_session=False)
         )
 
+    async def requeue_failed(
+        self,
+        workspace_id: uuid.UUID,
+        endpoint_id: uuid.UUID,
+        since: datetime,
+        until: datetime | None,
+    ) -> int:
+        """Put the endpoint's failed deliveries created in [since, until) back in the queue, due
+        now; how many."""
+        statement = (
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.workspace_id == workspace_id,
+                WebhookDelivery.endpoint_id == endpoint_id,
+                WebhookDelivery.status == "failed",
+                WebhookDelivery.created_at >= since,
+            )
+            .values(status="pending", next_attempt_at=func.now(), completed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if until is not None:
+            statement = statement.where(WebhookDelivery.created_at < until)
+        result = await self.session.execute(statement)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def wake_dispatchers(self) -> None:
         await self.session.execute(select(func.pg_notify(WAKE_CHANNEL, "")))

@@ -28,6 +28,8 @@ from crm_api.webhooks.schemas import (
     WebhookEndpointRead,
     WebhookEndpointUpdate,
     WebhookEndpointWithSecret,
+    WebhookRecover,
+    WebhookRecovered,
     WebhookTestSent,
 )
 
@@ -47,6 +49,7 @@ ENDPOINT_LINKS = {
         "webhook_endpoints_delete",
         "webhook_endpoints_rotate_secret",
         "webhook_endpoints_test",
+        "webhook_endpoints_recover",
         "webhook_deliveries_list",
     ),
 }
@@ -274,3 +277,21 @@ async def webhook_deliveries_retry(
     _: Annotated[None, IdempotencyKey],
 ) -> DeliveryRead:
     return _delivery(*await service.retry_delivery(session, principal, endpoint_id, delivery_id))
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/recover",
+    status_code=202,
+    response_model=WebhookRecovered,
+    responses=problem_responses(404, 409),
+    summary="Send again every delivery that failed in a time range",
+)
+async def webhook_endpoints_recover(
+    endpoint_id: EndpointId,
+    data: WebhookRecover,
+    session: DbSession,
+    principal: Writer,
+    _: Annotated[None, IdempotencyKey],
+) -> WebhookRecovered:
+    requeued = await service.recover_deliveries(session, principal, endpoint_id, data)
+    return WebhookRecovered(requeued=requeued)

@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
@@ -216,6 +216,25 @@ class WebhookTestSent(ReadSchema):
         "under the endpoint's deliveries with this `event_id`."
     )
     endpoint_id: uuid.UUID
+
+
+class WebhookRecover(InputSchema):
+    """Which failed deliveries to send again: those created in [since, until)."""
+
+    model_config = {"json_schema_extra": {"examples": [{"since": "2026-11-20T00:00:00Z"}]}}
+
+    since: UtcDatetime
+    until: UtcDatetime | None = Field(default=None, description="Default: now.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "WebhookRecover":
+        if self.until is not None and self.until <= self.since:
+            raise ValueError("`until` must be after `since`")
+        return self
+
+
+class WebhookRecovered(ReadSchema):
+    requeued: int = Field(description="Failed deliveries put back in the queue, due now.")
 
 
 class DeliveryListParams(ListParams):

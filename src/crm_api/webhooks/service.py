@@ -38,6 +38,7 @@ from crm_api.webhooks.schemas import (
     WebhookEndpointListParams,
     WebhookEndpointRead,
     WebhookEndpointUpdate,
+    WebhookRecover,
 )
 from crm_api.webhooks.signing import new_secret
 from crm_api.webhooks.urls import url_problem
@@ -304,6 +305,23 @@ async def retry_delivery(
     await repository.wake_dispatchers()
     [(delivery, attempts)] = await _with_attempts(repository, principal, [delivery])
     return delivery, attempts
+
+
+async def recover_deliveries(
+    session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, data: WebhookRecover
+) -> int:
+    """After an outage (or a disabled spell): send again every delivery that failed in a time
+    range, in their original order."""
+    endpoint = await get_endpoint(session, principal, endpoint_id)
+    if not endpoint.enabled:
+        raise EndpointDisabled("Enable the endpoint before recovering its deliveries.")
+    repository = DeliveryRepository(session)
+    requeued = await repository.requeue_failed(
+        endpoint.workspace_id, endpoint.id, data.since, data.until
+    )
+    if requeued:
+        await repository.wake_dispatchers()
+    return requeued
 
 
 @dataclass(frozen=True)
