@@ -41,6 +41,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     responder: Responder = lambda _: 200
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reply: bytes | None = None  # the response body; default `{"status": <status>}`
 
     def bodies(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -58,10 +59,6 @@ class Receiver:
         with self.lock:
             got = [r.payload.get("type") for r in self.received]
         raise AssertionError(f"the receiver did not get what was expected in time; got {got}")
-
-    def count(self, type: str) -> int:
-        with self.lock:
-            return sum(r.payload["type"] == type for r in self.received)
 
 
 def answering_after(seconds: float, status: int = 200) -> Responder:
@@ -95,7 +92,7 @@ def start_receiver() -> tuple[Receiver, Callable[[], None]]:
             receiver.received.append(request)
         answer = receiver.responder(request)
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
-        reply = json.dumps({"status": status}).encode()
+        reply = receiver.reply or json.dumps({"status": status}).encode()
         response_headers = [(b"content-type", b"application/json")]
         response_headers += [(k.encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})

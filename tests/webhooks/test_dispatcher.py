@@ -569,3 +569,26 @@ async def test_recovery_after_an_outage_sends_what_failed_in_order(
     assert {
         d["status"] for d in await deliveries(live_client, live_tenant, live_endpoint["id"])
     } == {"succeeded"}
+
+
+async def test_a_long_answer_is_kept_to_its_first_4_kib_and_a_redirect_is_a_failure(
+    live_app: FastAPI,
+    engine: AsyncEngine,
+    live_client: AsyncClient,
+    live_tenant: Tenant,
+    receiver: Receiver,
+    live_endpoint: dict[str, Any],
+) -> None:
+    receiver.reply = "é".encode() * 5000  # 10,000 bytes
+    receiver.responder = lambda request: (307, {"Location": "http://127.0.0.1:9/elsewhere"})
+    async with running(make_dispatcher(live_app, engine, webhook_retry_delays=[60] * 9)):
+        await create_contact(live_client, live_tenant)
+        await attempted_once(live_client, live_tenant, live_endpoint["id"])
+    delivery = await contact_delivery(live_client, live_tenant, live_endpoint["id"])
+    assert delivery is not None
+    assert delivery["status"] == "pending"  # retried later: only 2xx is success
+    [attempt] = delivery["attempts"]
+    assert attempt["succeeded"] is False
+    assert attempt["response_status"] == 307
+    assert attempt["response_body"] == "é" * 2048  # 4,096 bytes, cut on a character boundary
+    assert len(of_type(receiver, "contact.created")) == 1  # the redirect was not followed

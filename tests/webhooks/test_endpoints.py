@@ -110,6 +110,10 @@ class TestCreate:
             "/v1/webhook-endpoints", json={"url": URL, "event_types": ["*"]}, headers=tenant.headers
         )
         assert allowed.status_code == 201
+        path = f"/v1/webhook-endpoints/{allowed.json()['id']}"
+        moved = await client.patch(path, json={"url": url}, headers=tenant.headers)
+        assert_problem(moved, 422, loc=["body", "url"])
+        assert (await client.get(path, headers=tenant.headers)).json()["url"] == URL
 
     async def test_an_idempotent_retry_returns_the_same_endpoint_and_secret(
         self, client: AsyncClient, tenant: Tenant
@@ -258,6 +262,20 @@ class TestUpdateAndDelete:
             headers=tenant.headers,
         )
         assert len(events.json()["data"]) == 1
+        for again in (
+            await client.delete(f"/v1/webhook-endpoints/{other['id']}", headers=tenant.headers),
+            await client.patch(
+                f"/v1/webhook-endpoints/{other['id']}",
+                json={"enabled": True},
+                headers=tenant.headers,
+            ),
+            await client.post(
+                f"/v1/webhook-endpoints/{other['id']}/recover",
+                json={"since": "2020-01-01T00:00:00Z"},
+                headers=tenant.headers,
+            ),
+        ):
+            assert_problem(again, 404)
 
     async def test_rotation_gives_a_new_secret(self, client: AsyncClient, tenant: Tenant) -> None:
         endpoint = await create_endpoint(client, tenant, URL)

@@ -25,6 +25,7 @@ from crm_api.webhooks.models import (
     WebhookDeliveryAttempt,
     WebhookEndpoint,
 )
+from crm_api.webhooks.schemas import DeliveryListParams, WebhookEndpointListParams
 
 WAKE_CHANNEL = "crm_webhook_deliveries"
 
@@ -186,33 +187,45 @@ class EventRepository(Repository[Event]):
 class WebhookEndpointRepository(Repository[WebhookEndpoint]):
     model = WebhookEndpoint
 
+    def list_filters(self, params: WebhookEndpointListParams) -> list[ColumnElement[bool]]:
+        return [] if params.enabled is None else [WebhookEndpoint.enabled.is_(params.enabled)]
+
     async def get_many(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> list[WebhookEndpoint]:
         """Endpoints by (workspace_id, id), deleted or not (the dispatcher's view)."""
-        statement = select(WebhookEndpoint).where(
-            func.row(WebhookEndpoint.workspace_id, WebhookEndpoint.id).in_(
-                [func.row(w, i) for w, i in keys]
-            )
-        )
+        statement = select(WebhookEndpoint).where(_endpoint_keys(keys))
         return list((await self.session.execute(statement)).scalars())
 
     async def lock_many(self, keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> list[WebhookEndpoint]:
-        ordered = sorted(set(keys))
+        """The same, locked in key order (so two lockers cannot deadlock)."""
         statement = (
             select(WebhookEndpoint)
-            .where(
-                func.row(WebhookEndpoint.workspace_id, WebhookEndpoint.id).in_(
-                    [func.row(w, i) for w, i in ordered]
-                )
-            )
+            .where(_endpoint_keys(keys))
             .order_by(WebhookEndpoint.workspace_id, WebhookEndpoint.id)
             .with_for_update()
         )
         return list((await self.session.execute(statement)).scalars())
 
 
+def _endpoint_keys(keys: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> ColumnElement[bool]:
+    pairs = [func.row(workspace_id, id) for workspace_id, id in sorted(set(keys))]
+    return func.row(WebhookEndpoint.workspace_id, WebhookEndpoint.id).in_(pairs)
+
+
 class DeliveryRepository(Repository[WebhookDelivery]):
     model = WebhookDelivery
     gone_column = None
+
+    def list_filters(
+        self, endpoint_id: uuid.UUID, params: DeliveryListParams
+    ) -> list[ColumnElement[bool]]:
+        where = [WebhookDelivery.endpoint_id == endpoint_id]
+        if params.status is not None:
+            where.append(WebhookDelivery.status == params.status.value)
+        if params.event_type is not None:
+            where.append(WebhookDelivery.event_type == params.event_type)
+        if params.event_id is not None:
+            where.append(WebhookDelivery.event_id == params.event_id)
+        return where
 
     async def attempts_of(
         self, workspace_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]

@@ -109,7 +109,7 @@ async def send(
             "POST", endpoint.url, content=body, headers=headers, timeout=timeout_seconds
         ) as response:
             received = bytearray()
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_bytes():  # decompressed, as a person reads it
                 received += chunk
                 if len(received) >= body_limit:
                     break

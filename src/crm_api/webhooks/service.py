@@ -123,14 +123,10 @@ async def create_endpoint(
 async def list_endpoints(
     session: AsyncSession, principal: Principal, params: WebhookEndpointListParams
 ) -> tuple[list[WebhookEndpoint], str | None]:
-    where = [] if params.enabled is None else [WebhookEndpoint.enabled.is_(params.enabled)]
+    repository = WebhookEndpointRepository(session)
+    where = repository.list_filters(params)
     return await list_records(
-        WebhookEndpointRepository(session),
-        principal.workspace_id,
-        params,
-        where,
-        ENDPOINT_SORTS,
-        ENDPOINT_ID_SORT,
+        repository, principal.workspace_id, params, where, ENDPOINT_SORTS, ENDPOINT_ID_SORT
     )
 
 
@@ -233,14 +229,8 @@ async def list_deliveries(
     session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID, params: DeliveryListParams
 ) -> tuple[list[tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]], str | None]:
     await get_endpoint(session, principal, endpoint_id)
-    where = [WebhookDelivery.endpoint_id == endpoint_id]
-    if params.status is not None:
-        where.append(WebhookDelivery.status == params.status.value)
-    if params.event_type is not None:
-        where.append(WebhookDelivery.event_type == params.event_type)
-    if params.event_id is not None:
-        where.append(WebhookDelivery.event_id == params.event_id)
     repository = DeliveryRepository(session)
+    where = repository.list_filters(endpoint_id, params)
     deliveries, next_cursor = await list_records(
         repository, principal.workspace_id, params, where, DELIVERY_SORTS, DELIVERY_ID_SORT
     )
@@ -255,6 +245,13 @@ async def _with_attempts(
     for attempt in attempts:
         by_delivery[attempt.delivery_id].append(attempt)
     return [(d, by_delivery[d.id]) for d in deliveries]
+
+
+async def _with_its_attempts(
+    repository: DeliveryRepository, principal: Principal, delivery: WebhookDelivery
+) -> tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]:
+    [(delivery, attempts)] = await _with_attempts(repository, principal, [delivery])
+    return delivery, attempts
 
 
 async def _delivery_of(
@@ -278,10 +275,7 @@ async def get_delivery(
 ) -> tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]:
     endpoint = await get_endpoint(session, principal, endpoint_id)
     delivery = await _delivery_of(session, endpoint, delivery_id)
-    [(delivery, attempts)] = await _with_attempts(
-        DeliveryRepository(session), principal, [delivery]
-    )
-    return delivery, attempts
+    return await _with_its_attempts(DeliveryRepository(session), principal, delivery)
 
 
 async def retry_delivery(
@@ -303,8 +297,7 @@ async def retry_delivery(
     await session.flush()
     await session.refresh(delivery, ["next_attempt_at"])
     await repository.wake_dispatchers()
-    [(delivery, attempts)] = await _with_attempts(repository, principal, [delivery])
-    return delivery, attempts
+    return await _with_its_attempts(repository, principal, delivery)
 
 
 async def recover_deliveries(
