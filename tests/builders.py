@@ -37,11 +37,16 @@ async def create_tenant(
 
 
 async def create_key(
-    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, scopes: Sequence[Scope]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    scopes: Sequence[Scope],
+    *,
+    user_id: uuid.UUID | str | None = None,
 ) -> Tenant:
-    """Another key of the same workspace, with only these scopes."""
+    """Another key of the same workspace, with only these scopes (acting as a user if given)."""
+    as_user = uuid.UUID(str(user_id)) if user_id is not None else None
     async with sessionmaker() as session:
-        _, secret = await issue_api_key(session, tenant.workspace_id, "test", scopes)
+        _, secret = await issue_api_key(session, tenant.workspace_id, "test", scopes, as_user)
         await session.commit()
     return Tenant(tenant.workspace_id, secret)
 
@@ -56,6 +61,13 @@ async def create_contact(client: AsyncClient, tenant: Tenant, **fields: Any) -> 
 async def create_company(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
     body = {"name": "Acme", **fields}
     response = await client.post("/v1/companies", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def create_user(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Grace Hopper", **fields}
+    response = await client.post("/v1/users", json=body, headers=tenant.headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
 

@@ -20,6 +20,8 @@ from crm_api.core.errors import install_problem_handlers, problem_responses, rec
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.settings import Settings, get_settings
+from crm_api.users.router import router as users_router
+from crm_api.users.router import teams_router
 from crm_api.webhooks.dispatcher import Dispatcher
 from crm_api.webhooks.router import events_router
 from crm_api.webhooks.router import router as webhook_endpoints_router
@@ -29,6 +31,8 @@ from crm_api.workspaces.router import router as api_keys_router
 V1_ROUTERS = (
     contacts_router,
     companies_router,
+    users_router,
+    teams_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,

@@ -4,6 +4,7 @@ from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
+from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
 from crm_api.webhooks.models import (
     Event,
@@ -23,6 +24,9 @@ __all__ = [
     "Event",
     "EventCounter",
     "IdempotencyRecord",
+    "Team",
+    "TeamMember",
+    "User",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",
     "WebhookEndpoint",

@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.contacts.models import Contact
 from crm_api.core.auth import Scope
-from tests.builders import Tenant, assert_problem, create_company, create_contact, create_key
+from tests.builders import (
+    Tenant,
+    assert_problem,
+    create_company,
+    create_contact,
+    create_key,
+    create_user,
+)
 
 
 async def count_contacts(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> int:
@@ -383,7 +390,7 @@ class TestDeleteContact:
 class TestListContacts:
     async def test_filters(self, client: AsyncClient, tenant: Tenant) -> None:
         company = await create_company(client, tenant)
-        owner = str(uuid.uuid4())
+        owner = (await create_user(client, tenant))["id"]
         a = await create_contact(
             client, tenant, email="a@example.com", lifecycle_stage="lead", tags=["vip"]
         )

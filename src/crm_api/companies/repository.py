@@ -1,8 +1,7 @@
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func
 
 from crm_api.companies.models import Company
 from crm_api.companies.schemas import CompanyListParams
@@ -36,14 +35,3 @@ class CompanyRepository(Repository[Company]):
         if params.industry is not None:
             where.append(func.lower(Company.industry) == params.industry.lower())
         return where
-
-    async def live_ids(self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these ids are companies of the workspace that are not deleted."""
-        if not ids:
-            return set()
-        statement = select(Company.id).where(
-            Company.workspace_id == workspace_id,
-            Company.id.in_(set(ids)),
-            Company.deleted_at.is_(None),
-        )
-        return set((await self.session.execute(statement)).scalars())

@@ -29,6 +29,7 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 
 
@@ -54,11 +55,20 @@ def _new_company(data: CompanyFields, principal: Principal) -> Company:
     return company
 
 
+async def _check_owner(
+    session: AsyncSession, principal: Principal, data: CompanyFields, company: Company | None = None
+) -> None:
+    """A newly given owner must be an active user."""
+    if data.owner_id is not None and (company is None or data.owner_id != company.owner_id):
+        await ensure_assignable_owners(session, principal, [data.owner_id])
+
+
 async def create_company(
     session: AsyncSession, principal: Principal, data: CompanyCreate
 ) -> Company:
     repository = CompanyRepository(session)
     await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "company")
+    await _check_owner(session, principal, data)
     company = _new_company(data, principal)
     repository.add(company)
     await session.flush()
@@ -103,6 +113,7 @@ async def update_company(
         await ensure_external_id_free(
             repository, principal.workspace_id, data.external_id, "company"
         )
+    await _check_owner(session, principal, data, company)
     changes = _apply(company, data, principal)
     bump_version(company, changes)
     await session.flush()
@@ -114,6 +125,8 @@ async def update_company(
 async def upsert_company(
     session: AsyncSession, principal: Principal, external_id: str, data: CompanyUpsert
 ) -> tuple[Company, bool]:
+    await _check_owner(session, principal, data)
+
     async def create() -> Company:
         if data.name is None:
             raise InvalidInput(("body", "name"), "`name` is required to create a company.")

@@ -31,6 +31,7 @@ class Contact(RecordMixin, Base):
         ForeignKeyConstraint(
             ["workspace_id", "company_id"], ["companies.workspace_id", "companies.id"]
         ),
+        ForeignKeyConstraint(["workspace_id", "owner_id"], ["users.workspace_id", "users.id"]),
         CheckConstraint(f"lifecycle_stage IN {LIFECYCLE_STAGES}", name="lifecycle_stage"),
         Index(
             "uq_contacts_workspace_id_external_id",
@@ -139,4 +140,7 @@ register_constraint(
     422,
     ("body", "company_id"),
     "No company with this id.",
+)
+register_constraint(
+    "fk_contacts_workspace_id_owner_id_users", 422, ("body", "owner_id"), "No user with this id."
 )

@@ -38,6 +38,8 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.users.repository import UserRepository
+from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 
 IDENTIFYING_FIELDS = ("first_name", "last_name", "email", "phone")
@@ -95,7 +97,12 @@ def _emails_of(contact: Contact) -> list[str]:
     return [e for e in [contact.email, *contact.additional_emails] if e]
 
 
-async def _check_company(session: AsyncSession, principal: Principal, data: ContactFields) -> None:
+async def _check_references(
+    session: AsyncSession, principal: Principal, data: ContactFields, contact: Contact | None = None
+) -> None:
+    """The company must exist; a newly given owner must be an active user."""
+    if data.owner_id is not None and (contact is None or data.owner_id != contact.owner_id):
+        await ensure_assignable_owners(session, principal, [data.owner_id])
     if data.company_id is None:
         return
     live = await CompanyRepository(session).live_ids(principal.workspace_id, [data.company_id])
@@ -171,7 +178,7 @@ async def create_contact(
 ) -> Contact:
     repository = ContactRepository(session)
     await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "contact")
-    await _check_company(session, principal, data)
+    await _check_references(session, principal, data)
     contact = _new_contact(data, principal, data.external_id)
     await _insert(session, principal, [contact])
     return contact
@@ -217,7 +224,7 @@ async def update_contact(
         await ensure_external_id_free(
             repository, principal.workspace_id, data.external_id, "contact"
         )
-    await _check_company(session, principal, data)
+    await _check_references(session, principal, data, contact)
     changes = _apply(contact, data, principal)
     await _save_changes(session, principal, [(contact, changes)])
     return contact
@@ -247,7 +254,7 @@ async def upsert_contact(
 async def _upsert_one(
     session: AsyncSession, principal: Principal, external_id: str, data: ContactFields
 ) -> tuple[Contact, bool, Changes]:
-    await _check_company(session, principal, data)
+    await _check_references(session, principal, data)
 
     async def create() -> Contact:
         contact = _new_contact(data, principal, external_id)
@@ -313,6 +320,8 @@ async def _prevalidate(
     seen: set[str] = set()
     company_ids = [item.company_id for item in items if item.company_id is not None]
     live_companies = await CompanyRepository(session).live_ids(principal.workspace_id, company_ids)
+    owner_ids = [item.owner_id for item in items if item.owner_id is not None]
+    active_owners = await UserRepository(session).active_ids(principal.workspace_id, owner_ids)
     valid = []
     for index, item in enumerate(items):
         if item.external_id in seen:
@@ -320,6 +329,9 @@ async def _prevalidate(
             results[index] = _error(index, item, error)
         elif item.company_id is not None and item.company_id not in live_companies:
             error = InvalidInput(("body", "company_id"), f"No company with id {item.company_id}.")
+            results[index] = _error(index, item, error)
+        elif item.owner_id is not None and item.owner_id not in active_owners:
+            error = InvalidInput(("body", "owner_id"), f"No active user with id {item.owner_id}.")
             results[index] = _error(index, item, error)
         else:
             valid.append((index, item))

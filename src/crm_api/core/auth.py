@@ -10,10 +10,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from crm_api.core.db import DbSession
 from crm_api.core.errors import Forbidden, Unauthenticated
+from crm_api.users.models import User
 from crm_api.workspaces.models import ApiKey, Workspace
 
 API_KEY_PREFIX = "crm_"
@@ -25,19 +26,27 @@ class Scope(StrEnum):
     contacts_write = "contacts:write"
     companies_read = "companies:read"
     companies_write = "companies:write"
+    deals_read = "deals:read"
+    deals_write = "deals:write"
     events_read = "events:read"
+    pipelines_read = "pipelines:read"
+    pipelines_write = "pipelines:write"
+    users_read = "users:read"
+    users_write = "users:write"
     webhooks_read = "webhooks:read"
     webhooks_write = "webhooks:write"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a workspace, through one of its API keys, with these scopes."""
+    """Who is calling: a workspace, through one of its API keys, with these scopes, maybe acting
+    as one of its users."""
 
     workspace_id: uuid.UUID
     api_key_id: uuid.UUID
     scopes: frozenset[str]
     default_country: str | None = None
+    user_id: uuid.UUID | None = None
 
     def has(self, scope: Scope) -> bool:
         if Scope.admin in self.scopes or scope in self.scopes:
@@ -55,11 +64,17 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-# Built once: constructing a statement costs more than running this one.
+# Built once: constructing a statement costs more than running this one. A key acting as a user
+# works only while that user is live and active.
 _KEY_LOOKUP = (
-    select(ApiKey.workspace_id, ApiKey.id, ApiKey.scopes, Workspace.default_country)
+    select(ApiKey.workspace_id, ApiKey.id, ApiKey.scopes, Workspace.default_country, ApiKey.user_id)
     .join(Workspace, Workspace.id == ApiKey.workspace_id)
-    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+    .outerjoin(User, and_(User.workspace_id == ApiKey.workspace_id, User.id == ApiKey.user_id))
+    .where(
+        ApiKey.key_hash == bindparam("key_hash"),
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.user_id.is_(None), and_(User.deleted_at.is_(None), User.active.is_(True))),
+    )
 )
 
 bearer = HTTPBearer(
@@ -80,9 +95,13 @@ async def authenticate(
     key_hash = hash_api_key(credentials.credentials)
     row = (await session.execute(_KEY_LOOKUP, {"key_hash": key_hash})).one_or_none()
     if row is None:
-        raise Unauthenticated("The API key is unknown or revoked.")
+        raise Unauthenticated("The API key is unknown or revoked, or its user is inactive.")
     principal = Principal(
-        workspace_id=row[0], api_key_id=row[1], scopes=frozenset(row[2]), default_country=row[3]
+        workspace_id=row[0],
+        api_key_id=row[1],
+        scopes=frozenset(row[2]),
+        default_country=row[3],
+        user_id=row[4],
     )
     request.state.principal = principal
     return principal

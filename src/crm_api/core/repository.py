@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.interfaces import LoaderOption
 
 from crm_api.core.db import WorkspaceScopedMixin
 from crm_api.core.pagination import PageRequest, keyset_after, order_by
@@ -19,6 +20,8 @@ class Repository(Generic[M]):
     model: type[M]
     # Rows with this column set are gone, as far as the API is concerned (None: never gone).
     gone_column: ClassVar[str | None] = "deleted_at"
+    # What every read loads with the record (selectinload of its collections).
+    eager: ClassVar[tuple[LoaderOption, ...]] = ()
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -26,6 +29,7 @@ class Repository(Generic[M]):
     def scoped(self, workspace_id: uuid.UUID) -> Select[M]:
         model: Any = self.model
         statement = select(self.model).where(model.workspace_id == workspace_id)
+        statement = statement.options(*self.eager)
         if self.gone_column is not None:
             statement = statement.where(getattr(model, self.gone_column).is_(None))
         return statement
@@ -42,8 +46,10 @@ class Repository(Generic[M]):
     def _get_by_id_statement(cls, for_update: bool) -> Select[M]:
         """Built once per repository class: building a statement costs more than running it."""
         model: Any = cls.model
-        statement = select(cls.model).where(
-            model.workspace_id == bindparam("workspace_id"), model.id == bindparam("id")
+        statement = (
+            select(cls.model)
+            .where(model.workspace_id == bindparam("workspace_id"), model.id == bindparam("id"))
+            .options(*cls.eager)
         )
         if cls.gone_column is not None:
             statement = statement.where(getattr(model, cls.gone_column).is_(None))
@@ -73,6 +79,18 @@ class Repository(Generic[M]):
         statement = statement.order_by(*order_by(page.order)).limit(page.limit + 1)
         rows = (await self.session.execute(statement)).all()
         return [(row[0], tuple(row[1:])) for row in rows]
+
+    async def live_ids(self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these ids are records of the workspace that are not gone."""
+        if not ids:
+            return set()
+        model: Any = self.model
+        statement = select(model.id).where(
+            model.workspace_id == workspace_id, model.id.in_(set(ids))
+        )
+        if self.gone_column is not None:
+            statement = statement.where(getattr(model, self.gone_column).is_(None))
+        return set((await self.session.execute(statement)).scalars())
 
     def add(self, record: M) -> None:
         self.session.add(record)

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Index, Text
+from sqlalchemy import ForeignKeyConstraint, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, TimestampMixin, WorkspaceScopedMixin, new_id
@@ -18,10 +18,15 @@ class Workspace(TimestampMixin, Base):
 
 class ApiKey(WorkspaceScopedMixin, Base):
     __tablename__ = "api_keys"
-    __table_args__ = (Index("uq_api_keys_key_hash", "key_hash", unique=True),)
+    __table_args__ = (
+        Index("uq_api_keys_key_hash", "key_hash", unique=True),
+        ForeignKeyConstraint(["workspace_id", "user_id"], ["users.workspace_id", "users.id"]),
+    )
 
     name: Mapped[str] = mapped_column(Text)
     prefix: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(Text)
     scopes: Mapped[list[str]]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The user the key acts as: its writes are attributed to them (stage history, deal owner).
+    user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

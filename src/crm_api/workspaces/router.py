@@ -64,7 +64,7 @@ async def api_keys_create(
     principal: Admin,
     _: Annotated[None, IdempotencyKey],
 ) -> ApiKeyCreated:
-    key, secret = await service.create_api_key(session, principal, data.name, data.scopes)
+    key, secret = await service.create_api_key(session, principal, data)
     response.headers["Location"] = str(request.url_for("api_keys_get", api_key_id=key.id))
     return ApiKeyCreated.model_validate(
         {**ApiKeyRead.model_validate(key).model_dump(), "key": secret}

@@ -18,6 +18,12 @@ class ApiKeyCreate(InputSchema):
 
     name: ShortText
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    user_id: uuid.UUID | None = Field(
+        default=None,
+        description="A user the key acts as: deals it creates are theirs unless told otherwise, "
+        "and stage moves are recorded as theirs. The key stops working while the user is "
+        "inactive.",
+    )
 
 
 class ApiKeyRead(ReadSchema):
@@ -25,6 +31,7 @@ class ApiKeyRead(ReadSchema):
     name: str
     prefix: str = Field(description="The key's first characters, to recognise it.")
     scopes: list[Scope]
+    user_id: uuid.UUID | None
     created_at: datetime
     revoked_at: datetime | None
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.auth import Principal, Scope, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
 from crm_api.core.records import get_or_404, list_records
+from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 from crm_api.workspaces.models import ApiKey, Workspace
 from crm_api.workspaces.repository import (
@@ -15,10 +16,12 @@ from crm_api.workspaces.repository import (
     ApiKeyRepository,
     WorkspaceRepository,
 )
-from crm_api.workspaces.schemas import ApiKeyListParams, ApiKeyRead
+from crm_api.workspaces.schemas import ApiKeyCreate, ApiKeyListParams, ApiKeyRead
 
 
-def _new_key(workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]) -> tuple[ApiKey, str]:
+def _new_key(
+    workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope], user_id: uuid.UUID | None
+) -> tuple[ApiKey, str]:
     secret = generate_api_key()
     key = ApiKey(
         id=new_id(),
@@ -27,6 +30,7 @@ def _new_key(workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]) -> tup
         prefix=secret[:12],
         key_hash=hash_api_key(secret),
         scopes=sorted({str(s) for s in scopes}),
+        user_id=user_id,
     )
     return key, secret
 
@@ -53,10 +57,14 @@ async def find_workspace(session: AsyncSession, name: str) -> Workspace | None:
 
 
 async def issue_api_key(
-    session: AsyncSession, workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope]
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    name: str,
+    scopes: Sequence[Scope],
+    user_id: uuid.UUID | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key of the workspace; the secret exists only in the return value."""
-    key, secret = _new_key(workspace_id, name, scopes)
+    key, secret = _new_key(workspace_id, name, scopes, user_id)
     ApiKeyRepository(session).add(key)
     await session.flush()
     emit(session, workspace_id, "api_key.created", ApiKeyRead.model_validate(key))
@@ -64,9 +72,12 @@ async def issue_api_key(
 
 
 async def create_api_key(
-    session: AsyncSession, principal: Principal, name: str, scopes: Sequence[Scope]
+    session: AsyncSession, principal: Principal, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
-    return await issue_api_key(session, principal.workspace_id, name, scopes)
+    await ensure_assignable_owners(session, principal, [data.user_id], "user_id")
+    return await issue_api_key(
+        session, principal.workspace_id, data.name, data.scopes, data.user_id
+    )
 
 
 async def list_api_keys(

@@ -1,0 +1,1 @@
+"""Users (the staff who own records) and teams."""
