@@ -17,6 +17,7 @@ from crm_api.contacts.service import announce as announce_contact
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
+from crm_api.core.hooks import deleted
 from crm_api.core.patch import Changes
 from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
@@ -171,3 +172,4 @@ async def delete_company(
     _announce(session, "deleted", company)
     for contact in detached:
         announce_contact(session, "updated", contact, {"company_id": (company.id, None)})
+    await deleted(session, "company", principal.workspace_id, company.id)

@@ -26,6 +26,7 @@ from crm_api.contacts.schemas import (
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, ProblemError
+from crm_api.core.hooks import deleted
 from crm_api.core.patch import Changes, assign
 from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
@@ -242,6 +243,7 @@ async def delete_contact(
     # Its addresses are free again for other contacts.
     await repository.release_emails(principal.workspace_id, [contact.id])
     announce(session, "deleted", contact)
+    await deleted(session, "contact", principal.workspace_id, contact.id)
 
 
 async def upsert_contact(

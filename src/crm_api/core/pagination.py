@@ -7,7 +7,8 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request, Response
@@ -29,7 +30,7 @@ class SortField:
     holds exactly the values the database compared."""
 
     expression: ColumnElement[Any] | QueryableAttribute[Any]
-    kind: type  # str, datetime or uuid.UUID: how a cursor value is decoded
+    kind: type  # str, int, datetime, date, Decimal or uuid.UUID: how a cursor value is decoded
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,14 @@ def decode_cursor(cursor: str, order: Sequence[SortKey], print_: str) -> tuple[A
         raise invalid
     try:
         return tuple(_load(v, key.field.kind) for v, key in zip(values, order, strict=True))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, InvalidOperation):
         raise invalid from None
 
 
 def _dump(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, date | datetime):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     return value
 
@@ -149,8 +150,17 @@ def _dump(value: Any) -> Any:
 def _load(value: Any, kind: type) -> Any:
     if kind is datetime:
         return datetime.fromisoformat(value)
+    if kind is date:
+        return date.fromisoformat(value)
     if kind is uuid.UUID:
         return uuid.UUID(value)
+    if kind is Decimal:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError(value)
+        return number
     if not isinstance(value, kind):
         raise TypeError(value)
     return value

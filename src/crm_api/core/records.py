@@ -22,6 +22,7 @@ from crm_api.core.schemas import ListParams
 
 M = TypeVar("M", bound=RecordMixin)
 W = TypeVar("W", bound=WorkspaceScopedMixin)
+L = TypeVar("L")
 
 
 async def get_or_404(
@@ -159,3 +160,18 @@ async def upsert_by_external_id(
             if "external_id" not in str(error.orig):
                 raise
     raise Conflict("The record was changed concurrently; retry the request.")
+
+
+def relink(
+    current: Sequence[L],
+    wanted: Iterable[uuid.UUID],
+    id_of: Callable[[L], uuid.UUID],
+    make: Callable[[uuid.UUID], L],
+) -> list[L] | None:
+    """Link rows (team members, a deal's contacts) for the wanted ids, sorted and once each,
+    keeping the rows of those that stay; None when the set is unchanged."""
+    ids = sorted(set(wanted))
+    if ids == [id_of(link) for link in current]:
+        return None
+    kept = {id_of(link): link for link in current}
+    return [kept.get(id) or make(id) for id in ids]

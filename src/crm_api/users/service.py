@@ -1,5 +1,6 @@
 import uuid
 from collections.abc import Sequence
+from operator import attrgetter
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +15,7 @@ from crm_api.core.records import (
     get_by_external_id_or_404,
     get_or_404,
     list_records,
+    relink,
     soft_delete,
     upsert_by_external_id,
 )
@@ -224,18 +226,15 @@ async def delete_user(
 
 
 def _set_members(team: Team, user_ids: Sequence[uuid.UUID]) -> Changes:
-    """Replace the team's members, keeping the rows of those who stay."""
-    wanted = sorted(set(user_ids))
+    def member(user_id: uuid.UUID) -> TeamMember:
+        return TeamMember(workspace_id=team.workspace_id, team_id=team.id, user_id=user_id)
+
     old = team.member_ids
-    if wanted == old:
+    members = relink(team.members, user_ids, attrgetter("user_id"), member)
+    if members is None:
         return {}
-    kept = {m.user_id: m for m in team.members}
-    team.members = [
-        kept.get(user_id)
-        or TeamMember(workspace_id=team.workspace_id, team_id=team.id, user_id=user_id)
-        for user_id in wanted
-    ]
-    return {"member_ids": (old, wanted)}
+    team.members = members
+    return {"member_ids": (old, team.member_ids)}
 
 
 async def _apply_team(
