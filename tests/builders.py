@@ -72,6 +72,31 @@ async def create_user(client: AsyncClient, tenant: Tenant, **fields: Any) -> dic
     return dict(response.json())
 
 
+DEFAULT_STAGES = [
+    {"name": "Qualified", "probability": 20},
+    {"name": "Proposal", "probability": 60},
+    {"name": "Won", "kind": "won"},
+    {"name": "Lost", "kind": "lost"},
+]
+
+
+async def create_pipeline(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    """A pipeline with the stages Qualified (20 %), Proposal (60 %), Won and Lost by default."""
+    body = {"name": "New business", "stages": DEFAULT_STAGES, **fields}
+    response = await client.post("/v1/pipelines", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def create_deal(
+    client: AsyncClient, tenant: Tenant, stage_id: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": "Acme: 200 seats", "stage_id": stage_id, **fields}
+    response = await client.post("/v1/deals", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 def assert_problem(response: Any, status: int, *, loc: list[Any] | None = None) -> dict[str, Any]:
     """A problem+json body with this status (and, if given, an error at or below this location)."""
     assert response.status_code == status, response.text

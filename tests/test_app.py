@@ -120,3 +120,14 @@ async def test_malformed_content_length_is_400() -> None:
     assert sent[0]["status"] == 400
     assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["status"] == 400
+
+
+async def test_a_concrete_path_is_not_taken_for_a_parameter(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    """/v1/deals/forecast is not the deal with id `forecast`: other methods there are 405."""
+    response = await client.patch("/v1/deals/forecast", json={}, headers=tenant.headers)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD"
+    assert (await client.get("/v1/deals/forecast", headers=tenant.headers)).status_code == 200
+    assert_problem(await client.get("/v1/deals/not-an-id", headers=tenant.headers), 422)

@@ -16,6 +16,11 @@ async def test_demo_workspace_is_seeded_once_and_keeps_its_key(
     assert found.json()["data"]  # accented names were seeded and are searchable
     companies = (await client.get("/v1/companies", headers=headers)).json()["data"]
     assert len(companies) == 10
+    deals = (await client.get("/v1/deals?limit=500", headers=headers)).json()["data"]
+    assert len(deals) == 40
+    assert {d["status"] for d in deals} == {"open", "won", "lost"}
+    forecast = (await client.get("/v1/deals/forecast", headers=headers)).json()
+    assert {row["currency"] for row in forecast["rows"]} == {"EUR", "USD"}
 
     async with sessionmaker() as session:
         assert await ensure_demo_workspace(session, key) == key  # still valid: kept

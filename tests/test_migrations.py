@@ -20,7 +20,8 @@ from crm_api.migrate import alembic_config
 from crm_api.models import Base
 
 
-async def _on_server(database_url: str, sql: str) -> None:
+async def _on_server(database_url: str, sql: str) -> list[Any]:
+    """Run SQL statements; the rows of a lone query."""
     url = make_url(database_url)
     connection = await asyncpg.connect(
         user=url.username,
@@ -30,7 +31,10 @@ async def _on_server(database_url: str, sql: str) -> None:
         database=url.database,
     )
     try:
+        if sql.lstrip().upper().startswith("SELECT"):
+            return list(await connection.fetch(sql))
         await connection.execute(sql)
+        return []
     finally:
         await connection.close()
 
@@ -67,3 +71,30 @@ def test_upgrade_matches_the_models_and_every_revision_reverses(scratch_url: str
     command.downgrade(config, "base")
     command.upgrade(config, "head")
     assert _differences(scratch_url) == []
+
+
+def test_owner_ids_in_use_become_users(scratch_url: str) -> None:
+    """Before users existed, owner_id was a free UUID: the revision that makes it a reference
+    turns each one in use into a user, so no owner is lost."""
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "420bda09a499")  # events and webhooks, the revision before users
+    workspace, owner, contact = (uuid.uuid4() for _ in range(3))
+    asyncio.run(
+        _on_server(
+            scratch_url,
+            f"""
+            INSERT INTO workspaces (id, name) VALUES ('{workspace}', 'Old');
+            INSERT INTO contacts (workspace_id, id, first_name, owner_id, consent)
+            VALUES ('{workspace}', '{contact}', 'Ada', '{owner}', '{{}}');
+            INSERT INTO companies (workspace_id, id, name, owner_id)
+            VALUES ('{workspace}', '{uuid.uuid4()}', 'Acme', '{owner}');
+            """,
+        )
+    )
+    command.upgrade(config, "head")
+
+    [user] = asyncio.run(
+        _on_server(scratch_url, "SELECT workspace_id, id, name, active FROM users")
+    )
+    assert (user["workspace_id"], user["id"], user["active"]) == (workspace, owner, True)
+    assert user["name"] == f"Owner {owner}"

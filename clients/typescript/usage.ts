@@ -25,7 +25,11 @@ export class ApiError extends Error {
 async function call<T>(baseUrl: string, key: string, path: string, init?: RequestInit): Promise<T> {
   const response = await fetch(`${baseUrl}${path}`, {
     ...init,
-    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    headers: {
+      Authorization: `Bearer ${key}`,
+      "Content-Type": "application/json",
+      ...(init?.headers as Record<string, string> | undefined),
+    },
   });
   if (!response.ok) {
     throw new ApiError((await response.json()) as Problem);
@@ -104,4 +108,39 @@ export async function changesSince(baseUrl: string, key: string, sequence: numbe
     }
   }
   return page.data.at(-1)?.sequence ?? sequence;
+}
+
+type Deal = components["schemas"]["DealRead"];
+type Pipeline = components["schemas"]["PipelineRead"];
+type Forecast =
+  paths["/v1/deals/forecast"]["get"]["responses"][200]["content"]["application/json"];
+type ForecastQuery = NonNullable<paths["/v1/deals/forecast"]["get"]["parameters"]["query"]>;
+type DealMove = paths["/v1/deals/{deal_id}"]["patch"]["requestBody"]["content"]["application/json"];
+
+/** A kanban board: the pipeline's columns in order, each with its deals. */
+export function board(pipeline: Pipeline, deals: Deal[]): Map<string, Deal[]> {
+  const columns = new Map(pipeline.stages.map((stage) => [stage.name, [] as Deal[]]));
+  const names = new Map(pipeline.stages.map((stage) => [stage.id, stage.name]));
+  for (const deal of deals) {
+    columns.get(names.get(deal.stage_id) ?? "")?.push(deal);
+  }
+  return columns;
+}
+
+/** Dropping a card on another column: a stage move, refused with 412 if someone moved it first. */
+export async function moveDeal(baseUrl: string, key: string, deal: Deal, stageId: string): Promise<Deal> {
+  const body: DealMove = { stage_id: stageId };
+  return call(baseUrl, key, `/v1/deals/${deal.id}`, {
+    method: "PATCH",
+    body: JSON.stringify(body),
+    headers: { "If-Match": `"${deal.version}"` },
+  });
+}
+
+/** Weighted pipeline per month, one line per currency (amounts are decimal strings). */
+export async function weightedByMonth(baseUrl: string, key: string, query: ForecastQuery): Promise<string[]> {
+  const params = new URLSearchParams({ group_by: "month" });
+  if (query.pipeline_id) params.set("pipeline_id", query.pipeline_id);
+  const forecast: Forecast = await call(baseUrl, key, `/v1/deals/forecast?${params}`);
+  return forecast.rows.map((row) => `${row.period ?? "unscheduled"} ${row.currency} ${row.weighted_amount}`);
 }

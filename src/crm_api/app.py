@@ -19,6 +19,8 @@ from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
+from crm_api.deals.router import pipelines_router
+from crm_api.deals.router import router as deals_router
 from crm_api.settings import Settings, get_settings
 from crm_api.users.router import router as users_router
 from crm_api.users.router import teams_router
@@ -33,6 +35,8 @@ V1_ROUTERS = (
     companies_router,
     users_router,
     teams_router,
+    pipelines_router,
+    deals_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,

@@ -1,16 +1,24 @@
-"""The demo workspace `make serve` starts with: companies and contacts with realistic, accented
-names, so search, filters and pagination have something to show."""
+"""The demo workspace `make serve` starts with: sales reps, companies and contacts with realistic,
+accented names, and a pipeline of deals in every stage, so search, filters, pagination, stage
+history and the forecast have something to show."""
 
 import random
 import unicodedata
+from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.companies.models import Company
 from crm_api.companies.schemas import CompanyCreate
 from crm_api.companies.service import create_company
 from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact
 from crm_api.core.auth import Principal, Scope
+from crm_api.deals.schemas import DealCreate, DealUpdate, PipelineCreate
+from crm_api.deals.service import create_deal, create_pipeline, update_deal
+from crm_api.users.models import User
+from crm_api.users.schemas import UserCreate
+from crm_api.users.service import create_user
 from crm_api.workspaces.service import (
     create_workspace,
     find_workspace,
@@ -74,6 +82,22 @@ LAST_NAMES = [
     "Björk",
 ]
 STAGES = ["subscriber", "lead", "qualified", "customer", "churned"]
+REPS = [
+    ("Mai Anh Trần", "Account Executive"),
+    ("Lukas Schröder", "Account Executive"),
+    ("Inés Ortega", "Sales Manager"),
+]
+PIPELINE = {
+    "name": "New business",
+    "stages": [
+        {"name": "Qualified", "probability": 20},
+        {"name": "Demo", "probability": 40},
+        {"name": "Proposal", "probability": 60},
+        {"name": "Negotiation", "probability": 80},
+        {"name": "Won", "kind": "won"},
+        {"name": "Lost", "kind": "lost"},
+    ],
+}
 TAGS = ["newsletter", "vip", "webinar-2026", "trade-show", "referral"]
 
 
@@ -85,6 +109,14 @@ def _ascii(text: str) -> str:
 
 async def _seed(session: AsyncSession, principal: Principal) -> None:
     rng = random.Random(2026)
+    reps = [
+        await create_user(
+            session,
+            principal,
+            UserCreate(name=name, email=f"{_ascii(name.split()[0])}@demo.example", title=title),
+        )
+        for name, title in REPS
+    ]
     companies = []
     for name, domain, industry, size, kind in COMPANIES:
         companies.append(
@@ -99,6 +131,7 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
                         "size": size,
                         "type": kind,
                         "tags": rng.sample(TAGS, 1),
+                        "owner_id": str(rng.choice(reps).id),
                     }
                 ),
             )
@@ -123,6 +156,43 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
                 }
             ),
         )
+    await _seed_deals(session, principal, rng, companies, reps)
+
+
+async def _seed_deals(
+    session: AsyncSession,
+    principal: Principal,
+    rng: random.Random,
+    companies: list[Company],
+    reps: list[User],
+) -> None:
+    """Deals that walked some of the way through the pipeline, so each has a stage history."""
+    pipeline = await create_pipeline(session, principal, PipelineCreate.model_validate(PIPELINE))
+    *stages, won, lost = pipeline.stages
+    today = date.today()
+    for n in range(40):
+        company = rng.choice(companies)
+        deal = await create_deal(
+            session,
+            principal,
+            DealCreate.model_validate(
+                {
+                    "name": f"{company.name}: {rng.choice(['pilot', 'rollout', 'renewal'])} {n}",
+                    "stage_id": str(stages[0].id),
+                    "amount": f"{rng.randrange(20, 600) * 100}.00",
+                    "currency": rng.choice(["EUR", "EUR", "USD"]),
+                    "expected_close_date": str(today + timedelta(days=rng.randrange(0, 120))),
+                    "owner_id": str(rng.choice(reps).id),
+                    "company_id": str(company.id),
+                    "external_id": f"DEMO-DEAL-{n:03d}",
+                }
+            ),
+        )
+        walk = stages[1 : rng.randrange(1, len(stages) + 1)]
+        outcome = rng.choice([[], [], [won], [lost]])
+        for stage in [*walk, *outcome]:
+            moved = DealUpdate.model_validate({"stage_id": str(stage.id)})
+            deal = await update_deal(session, principal, deal.id, moved, None)
 
 
 async def ensure_demo_workspace(session: AsyncSession, known_key: str | None) -> str:

@@ -4,6 +4,7 @@ from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
+from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
 from crm_api.webhooks.models import (
@@ -21,9 +22,14 @@ __all__ = [
     "Company",
     "Contact",
     "ContactEmail",
+    "Deal",
+    "DealContact",
+    "DealStageChange",
     "Event",
     "EventCounter",
     "IdempotencyRecord",
+    "Pipeline",
+    "Stage",
     "Team",
     "TeamMember",
     "User",

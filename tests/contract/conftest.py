@@ -87,7 +87,11 @@ def live_server(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {log_path.read_text()}")
             time.sleep(0.2)
-        yield LiveServer(url, key)
+        live = LiveServer(url, key)
+        # A default pipeline, so deals sent without a stage have somewhere to go.
+        pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
+        httpx.post(f"{url}/v1/pipelines", json=pipeline, headers=live.headers).raise_for_status()
+        yield live
     finally:
         server.terminate()
         server.wait(timeout=30)

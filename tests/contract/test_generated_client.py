@@ -187,3 +187,56 @@ def test_an_integrator_subscribes_and_follows_the_feed(
     assert all(d.status == models.DeliveryStatus.PENDING for d in log.data)
 
     assert endpoints_delete.sync_detailed(endpoint_id=endpoint.id, client=client).status_code == 204
+
+
+def test_a_sales_team_works_its_pipeline(crm_client: ModuleType, live_server: LiveServer) -> None:
+    models = api("models")
+    users_create = api("api.users.users_create")
+    pipelines_create = api("api.pipelines.pipelines_create")
+    deals_create = api("api.deals.deals_create")
+    deals_update = api("api.deals.deals_update")
+    history_list = api("api.deals.deals_stage_history_list")
+    forecast = api("api.deals.deals_forecast")
+    client = crm_client.AuthenticatedClient(base_url=live_server.url, token=live_server.key)
+    run = uuid.uuid4().hex[:8]
+
+    rep = users_create.sync(
+        client=client, body=models.UserCreate(name="Rep", email=f"rep-{run}@example.com")
+    )
+    assert isinstance(rep, models.UserRead)
+    pipeline = pipelines_create.sync(
+        client=client,
+        body=models.PipelineCreate(
+            name=f"Typed {run}",
+            stages=[
+                models.StageCreate(name="Demo", probability=30),
+                models.StageCreate(name="Won", kind=models.StageKind.WON),
+            ],
+        ),
+    )
+    assert isinstance(pipeline, models.PipelineRead)
+    demo, won = pipeline.stages
+    deal = deals_create.sync(
+        client=client,
+        body=models.DealCreate(
+            name="Typed deal", stage_id=demo.id, amount="1250.00", currency="EUR", owner_id=rep.id
+        ),
+    )
+    assert isinstance(deal, models.DealRead)
+    assert (deal.amount, deal.status) == ("1250.00", models.StageKind.OPEN)
+
+    weighted = forecast.sync(
+        client=client, pipeline_id=pipeline.id, group_by=models.ForecastGrouping.STAGE
+    )
+    assert isinstance(weighted, models.Forecast)
+    assert [(r.stage_id, r.weighted_amount) for r in weighted.rows] == [(demo.id, "375.00")]
+
+    closed = deals_update.sync(
+        deal_id=deal.id, client=client, body=models.DealUpdate(stage_id=won.id)
+    )
+    assert isinstance(closed, models.DealRead)
+    assert closed.status == models.StageKind.WON
+    assert isinstance(closed.closed_at, datetime.datetime)
+    moves = history_list.sync(deal_id=deal.id, client=client)
+    assert isinstance(moves, models.DealStageChangePage)
+    assert [m.to_stage_id for m in moves.data] == [demo.id, won.id]

@@ -43,6 +43,7 @@ _statuses: dict[str, list[int]] = {}  # operation → statuses seen, for the las
 FAMILIES = {
     "contacts and companies": schema.include(tag_regex="^(contacts|companies)$"),
     "users and teams": schema.include(tag_regex="^(users|teams)$"),
+    "pipelines and deals": schema.include(tag_regex="^(pipelines|deals)$"),
     "api keys": schema.include(tag="api-keys"),
     "webhooks and events": schema.include(tag_regex="^(webhook-endpoints|events)$"),
 }

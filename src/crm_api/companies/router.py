@@ -34,14 +34,17 @@ router = domain_router("companies")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.companies_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.companies_write))]
-COMPANY_LINKS = {
-    **links(
-        "company_id",
-        "companies_get",
-        "companies_update",
-        "companies_delete",
-        "companies_contacts_list",
-    ),
+COMPANY_LINKS = links(
+    "company_id",
+    "companies_get",
+    "companies_update",
+    "companies_delete",
+    "companies_contacts_list",
+)
+# An upsert's response also leads to the record by the external id in its path. (A
+# created record's external id may change or be absent, so POST does not link by it.)
+COMPANY_UPSERT_LINKS = {
+    **COMPANY_LINKS,
     **links("external_id", "companies_get_by_external_id", field="external_id"),
 }
 CompanyId = Annotated[uuid.UUID, Path(description="The company's id.")]
@@ -107,11 +110,11 @@ async def companies_get_by_external_id(
     "/companies/external/{external_id}",
     response_model=CompanyRead,
     responses={
-        200: {"description": "Updated", "headers": ETAG_HEADER, "links": COMPANY_LINKS},
+        200: {"description": "Updated", "headers": ETAG_HEADER, "links": COMPANY_UPSERT_LINKS},
         201: {
             "description": "Created",
             "headers": {**LOCATION_HEADER, **ETAG_HEADER},
-            "links": COMPANY_LINKS,
+            "links": COMPANY_UPSERT_LINKS,
         },
         **problem_responses(409),
     },

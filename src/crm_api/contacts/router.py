@@ -37,8 +37,11 @@ router = domain_router("contacts")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.contacts_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.contacts_write))]
-CONTACT_LINKS = {
-    **links("contact_id", "contacts_get", "contacts_update", "contacts_delete"),
+CONTACT_LINKS = links("contact_id", "contacts_get", "contacts_update", "contacts_delete")
+# An upsert's response also leads to the record by the external id in its path. (A
+# created record's external id may change or be absent, so POST does not link by it.)
+CONTACT_UPSERT_LINKS = {
+    **CONTACT_LINKS,
     **links("external_id", "contacts_get_by_external_id", field="external_id"),
 }
 ContactId = Annotated[uuid.UUID, Path(description="The contact's id.")]
@@ -119,11 +122,11 @@ async def contacts_get_by_external_id(
     "/contacts/external/{external_id}",
     response_model=ContactRead,
     responses={
-        200: {"description": "Updated", "headers": ETAG_HEADER, "links": CONTACT_LINKS},
+        200: {"description": "Updated", "headers": ETAG_HEADER, "links": CONTACT_UPSERT_LINKS},
         201: {
             "description": "Created",
             "headers": {**LOCATION_HEADER, **ETAG_HEADER},
-            "links": CONTACT_LINKS,
+            "links": CONTACT_UPSERT_LINKS,
         },
         **problem_responses(409),
     },

@@ -213,19 +213,26 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
 
 def record_allowed_methods(app: FastAPI, router: APIRouter, prefix: str) -> None:
     """Remember every path's methods: a 405's `Allow` must list all of them (RFC 9110 §15.5.6),
-    not just those of the first route whose path matched, as Starlette's does."""
+    not just those of the first route whose path matched, as Starlette's does. Paths without
+    parameters are remembered apart: they win over templates (core/routing.py)."""
     if not hasattr(app.state, "allowed_methods"):
         app.state.allowed_methods = []
-    table: list[tuple[re.Pattern[str], set[str]]] = app.state.allowed_methods
+        app.state.concrete_paths = set()
+    table: list[tuple[re.Pattern[str], set[str], bool]] = app.state.allowed_methods
     for route in router.routes:
         if isinstance(route, APIRoute):
-            regex, _, _ = compile_path(prefix + route.path)
-            table.append((regex, set(route.methods or ())))
+            regex, _, convertors = compile_path(prefix + route.path)
+            table.append((regex, set(route.methods or ()), not convertors))
+            if not convertors:
+                app.state.concrete_paths.add(prefix + route.path)
 
 
 def _allowed_methods(request: Request) -> str | None:
     table = getattr(request.app.state, "allowed_methods", [])
-    methods = set().union(*(m for regex, m in table if regex.match(request.url.path)))
+    matching = [(concrete, m) for regex, m, concrete in table if regex.match(request.url.path)]
+    if any(concrete for concrete, _ in matching):
+        matching = [(concrete, m) for concrete, m in matching if concrete]
+    methods = set().union(*(m for _, m in matching))
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods)) or None

@@ -6,12 +6,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from crm_api.core.errors import problem_responses
 from crm_api.core.idempotency import IdempotentReplay, PendingIdempotency, store_response
 
 
 class CommitRoute(APIRoute):
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        # As OpenAPI reads paths, a concrete one (/deals/forecast) is never taken for a
+        # template's parameter (/deals/{deal_id}), whatever the method: PATCH there is a 405.
+        match, child_scope = super().matches(scope)
+        concrete: set[str] = getattr(scope["app"].state, "concrete_paths", set())
+        if match is not Match.NONE and self.param_convertors and scope["path"] in concrete:
+            return Match.NONE, {}
+        return match, child_scope
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

@@ -3,6 +3,7 @@
 import re
 import uuid
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -60,6 +61,26 @@ CustomFields = Annotated[
         examples=[{"loyalty_id": "LX-1002", "vip": True}],
     ),
 ]
+
+
+# Money: decimal strings in and out, never binary floats (DESIGN.md: stored as NUMERIC).
+MoneyAmount = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,15}([.][0-9]{1,4})?$"),
+    Field(description="A decimal string, at most 4 decimal places.", examples=["12500.00"]),
+]
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 currency code.", examples=["EUR"]),
+]
+
+
+def _decimal_text(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+DecimalText = Annotated[str, BeforeValidator(_decimal_text)]
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -40,8 +40,11 @@ teams_router = domain_router("teams")
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.users_read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.users_write))]
-USER_LINKS = {
-    **links("user_id", "users_get", "users_update", "users_delete"),
+USER_LINKS = links("user_id", "users_get", "users_update", "users_delete")
+# An upsert's response also leads to the record by the external id in its path. (A
+# created record's external id may change or be absent, so POST does not link by it.)
+USER_UPSERT_LINKS = {
+    **USER_LINKS,
     **links("external_id", "users_get_by_external_id", field="external_id"),
 }
 TEAM_LINKS = links("team_id", "teams_get", "teams_update", "teams_delete")
@@ -109,11 +112,11 @@ async def users_get_by_external_id(
     "/users/external/{external_id}",
     response_model=UserRead,
     responses={
-        200: {"description": "Updated", "headers": ETAG_HEADER, "links": USER_LINKS},
+        200: {"description": "Updated", "headers": ETAG_HEADER, "links": USER_UPSERT_LINKS},
         201: {
             "description": "Created",
             "headers": {**LOCATION_HEADER, **ETAG_HEADER},
-            "links": USER_LINKS,
+            "links": USER_UPSERT_LINKS,
         },
         **problem_responses(409),
     },

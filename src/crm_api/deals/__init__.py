@@ -1,0 +1,1 @@
+"""Deals in pipelines of ordered stages, with their stage history and the forecast."""
