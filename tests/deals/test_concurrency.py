@@ -62,3 +62,29 @@ async def test_a_stage_is_never_deleted_under_a_deal_going_into_it(
             )
     listed = await live_client.get(f"/v1/pipelines/{pipeline['id']}", headers=headers)
     assert [s["name"] for s in listed.json()["stages"]] == ["Qualified", "Proposal", "Won", "Lost"]
+
+
+async def test_concurrent_batches_of_one_new_external_id_make_one_deal(
+    live_client: AsyncClient, live_tenant: Tenant
+) -> None:
+    pipeline = await create_pipeline(live_client, live_tenant)
+    proposal = pipeline["stages"][1]["id"]
+    batches = [
+        {"items": [{"external_id": "ERP-RACE", "name": "Race", "stage_id": proposal}]}
+        for _ in range(6)
+    ]
+    responses = await asyncio.gather(
+        *(
+            live_client.post("/v1/deals/batch/upsert", json=b, headers=live_tenant.headers)
+            for b in batches
+        )
+    )
+    results = [r.json()["results"][0] for r in responses]
+    assert sorted(r["status"] for r in results) == ["created", *["unchanged"] * 5]
+    assert len({r["id"] for r in results}) == 1
+    listed = await live_client.get("/v1/deals?external_id=ERP-RACE", headers=live_tenant.headers)
+    [deal] = listed.json()["data"]
+    history = await live_client.get(
+        f"/v1/deals/{deal['id']}/stage-history", headers=live_tenant.headers
+    )
+    assert len(history.json()["data"]) == 1

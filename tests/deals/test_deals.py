@@ -364,6 +364,68 @@ class TestUpsert:
         got = await client.get(url, headers=tenant.headers)
         assert got.json()["id"] == deal_id
 
+    async def test_batch_applies_the_good_items_and_reports_the_bad(
+        self, client: AsyncClient, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        pipeline = await create_pipeline(client, tenant)
+        qualified, proposal, won, _ = (stage["id"] for stage in pipeline["stages"])
+        theirs = await create_pipeline(client, other_tenant)
+        existing = await create_deal(
+            client, tenant, qualified, external_id="OPP-1", amount="10", currency="EUR"
+        )
+        items = [
+            {"external_id": "OPP-1", "stage_id": won},  # moves the existing deal
+            {"external_id": "OPP-2", "name": "New", "stage_id": proposal},
+            {"external_id": "OPP-3", "stage_id": proposal},  # creating needs a name
+            {"external_id": "OPP-4", "name": "X", "stage_id": theirs["stages"][0]["id"]},
+            {"external_id": "OPP-2", "name": "Again", "stage_id": proposal},  # repeated
+            {"external_id": "OPP-1", "amount": "12"},  # repeated, though valid alone
+        ]
+        url = "/v1/deals/batch/upsert"
+        response = await client.post(url, json={"items": items}, headers=tenant.headers)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [(r["index"], r["status"]) for r in results] == [
+            (0, "updated"),
+            (1, "created"),
+            (2, "error"),
+            (3, "error"),
+            (4, "error"),
+            (5, "error"),
+        ]
+        assert results[2]["error"]["errors"][0]["loc"] == ["body", "items", 2, "name"]
+        assert results[3]["error"]["errors"][0]["loc"] == ["body", "items", 3, "stage_id"]
+        assert results[4]["error"]["errors"][0]["loc"] == ["body", "items", 4, "external_id"]
+        assert results[0]["id"] == existing["id"]
+        assert results[0]["version"] == 2
+
+        moved = (await client.get(f"/v1/deals/{existing['id']}", headers=tenant.headers)).json()
+        assert (moved["status"], moved["amount"]) == ("won", "10")
+        assert await event_types(client, tenant, existing["id"]) == [
+            "deal.created",
+            "deal.updated",
+            "deal.stage_changed",
+            "deal.won",
+        ]
+        listed = await client.get("/v1/deals?sort=created_at", headers=tenant.headers)
+        assert [d["external_id"] for d in listed.json()["data"]] == ["OPP-1", "OPP-2"]
+
+        # The same batch again changes nothing and announces nothing.
+        replay = await client.post(url, json={"items": items[:2]}, headers=tenant.headers)
+        assert [r["status"] for r in replay.json()["results"]] == ["unchanged", "unchanged"]
+        assert len(await event_types(client, tenant, existing["id"])) == 4
+
+    async def test_batch_limits(self, client: AsyncClient, tenant: Tenant) -> None:
+        url = "/v1/deals/batch/upsert"
+        assert_problem(await client.post(url, json={"items": []}, headers=tenant.headers), 422)
+        items = [{"external_id": f"E{i}", "name": "D"} for i in range(1001)]
+        response = await client.post(url, json={"items": items}, headers=tenant.headers)
+        assert_problem(response, 422, loc=["body", "items"])
+        response = await client.post(
+            url, json={"items": [{"name": "no external id"}]}, headers=tenant.headers
+        )
+        assert_problem(response, 422, loc=["body", "items", 0, "external_id"])
+
 
 class TestLists:
     async def test_filters_and_sorts(self, client: AsyncClient, tenant: Tenant) -> None:
@@ -431,6 +493,9 @@ class TestDealAuth:
         assert (await client.get("/v1/deals/forecast", headers=reader.headers)).status_code == 200
         response = await client.post("/v1/deals", json={"name": "D"}, headers=reader.headers)
         assert_problem(response, 403)
+        batch = {"items": [{"external_id": "OPP-X", "name": "D"}]}
+        response = await client.post("/v1/deals/batch/upsert", json=batch, headers=reader.headers)
+        assert_problem(response, 403)
         pipelines_only = await create_key(sessionmaker, tenant, [Scope.pipelines_write])
         assert_problem(await client.get("/v1/deals", headers=pipelines_only.headers), 403)
         pipeline = await create_pipeline(client, other_tenant)
@@ -449,3 +514,11 @@ class TestDealAuth:
         ]:
             response = await client.request(method, path, json=body, headers=tenant.headers)
             assert_problem(response, 404)
+        # Their external id names nothing here: the batch creates a deal of our own.
+        ours = await create_pipeline(client, tenant)
+        batch = {"items": [{"external_id": "OPP-T", "name": "Ours", "pipeline_id": ours["id"]}]}
+        await create_deal(client, other_tenant, pipeline["stages"][0]["id"], external_id="OPP-T")
+        response = await client.post("/v1/deals/batch/upsert", json=batch, headers=tenant.headers)
+        [result] = response.json()["results"]
+        assert result["status"] == "created"
+        assert result["id"] != theirs["id"]

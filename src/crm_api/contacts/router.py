@@ -5,7 +5,6 @@ from fastapi import Depends, Path, Query, Request, Response
 
 from crm_api.contacts import service
 from crm_api.contacts.schemas import (
-    BatchUpsertResult,
     CompanyContactListParams,
     ContactBatchUpsert,
     ContactCreate,
@@ -16,6 +15,7 @@ from crm_api.contacts.schemas import (
     ContactUpsert,
 )
 from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag

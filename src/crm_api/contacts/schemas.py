@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, EmailStr, Field
 
-from crm_api.core.errors import Problem
+from crm_api.core.batch import MAX_BATCH_ITEMS
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
     Address,
@@ -166,27 +166,7 @@ class ContactBatchUpsert(InputSchema):
         }
     }
 
-    items: Annotated[list[ContactUpsertItem], Field(min_length=1, max_length=1000)]
-
-
-class BatchItemStatus(StrEnum):
-    created = "created"
-    updated = "updated"
-    unchanged = "unchanged"
-    error = "error"
-
-
-class BatchItemResult(ReadSchema):
-    index: int = Field(description="Position of the item in the request.")
-    external_id: str
-    status: BatchItemStatus
-    id: uuid.UUID | None = None
-    version: int | None = None
-    error: Problem | None = None
-
-
-class BatchUpsertResult(ReadSchema):
-    results: list[BatchItemResult] = Field(description="One per item, in input order.")
+    items: Annotated[list[ContactUpsertItem], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
 class ContactRead(ReadSchema):

@@ -11,8 +11,6 @@ from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.models import Contact, unknown_consent
 from crm_api.contacts.repository import CONTACT_ID_SORT, CONTACT_SORTS, ContactRepository
 from crm_api.contacts.schemas import (
-    BatchItemResult,
-    BatchItemStatus,
     CompanyContactListParams,
     ConsentInput,
     ContactCreate,
@@ -24,6 +22,13 @@ from crm_api.contacts.schemas import (
     ContactUpsertItem,
 )
 from crm_api.core.auth import Principal
+from crm_api.core.batch import (
+    BatchItemResult,
+    item_error,
+    item_result,
+    repeated_external_id,
+    upsert_each,
+)
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, ProblemError
 from crm_api.core.hooks import deleted
@@ -45,6 +50,7 @@ from crm_api.webhooks.events import emit
 
 IDENTIFYING_FIELDS = ("first_name", "last_name", "email", "phone")
 EMAIL_FIELDS = {"email", "additional_emails"}
+BATCH_PATH = "/v1/contacts/batch/upsert"
 
 
 class EmailTaken(Conflict):
@@ -299,17 +305,16 @@ async def batch_upsert_contacts(
             )
             await _insert(session, principal, [p.contact for p in planned if p.created])
         for p in planned:
-            results[p.index] = _result(p.index, p.item, p.contact, p.created, p.changes)
+            results[p.index] = item_result(
+                p.index, p.item.external_id, p.contact, p.created, p.changes
+            )
     except (ProblemError, IntegrityError):
-        for index, item in valid:
-            try:
-                async with session.begin_nested():
-                    contact, created, changes = await _upsert_one(
-                        session, principal, item.external_id, item
-                    )
-                results[index] = _result(index, item, contact, created, changes)
-            except ProblemError as error:
-                results[index] = _error(index, item, error)
+
+        async def upsert_one(item: ContactUpsertItem) -> tuple[Contact, bool, Changes]:
+            return await _upsert_one(session, principal, item.external_id, item)
+
+        for result in await upsert_each(session, BATCH_PATH, valid, upsert_one):
+            results[result.index] = result
     return [results[i] for i in range(len(items))]
 
 
@@ -327,14 +332,14 @@ async def _prevalidate(
     valid = []
     for index, item in enumerate(items):
         if item.external_id in seen:
-            error = InvalidInput(("body", "external_id"), "Repeats an earlier item's external_id.")
-            results[index] = _error(index, item, error)
+            error = repeated_external_id()
+            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
         elif item.company_id is not None and item.company_id not in live_companies:
             error = InvalidInput(("body", "company_id"), f"No company with id {item.company_id}.")
-            results[index] = _error(index, item, error)
+            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
         elif item.owner_id is not None and item.owner_id not in active_owners:
             error = InvalidInput(("body", "owner_id"), f"No active user with id {item.owner_id}.")
-            results[index] = _error(index, item, error)
+            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
         else:
             valid.append((index, item))
         seen.add(item.external_id)
@@ -363,39 +368,8 @@ async def _plan(
                     _Planned(index, item, contact, False, _apply(contact, item, principal))
                 )
         except ProblemError as error:
-            results[index] = _error(index, item, error)
+            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
     return planned
-
-
-def _result(
-    index: int, item: ContactUpsertItem, contact: Contact, created: bool, changes: Changes
-) -> BatchItemResult:
-    if created:
-        status = BatchItemStatus.created
-    else:
-        status = BatchItemStatus.updated if changes else BatchItemStatus.unchanged
-    return BatchItemResult(
-        index=index,
-        external_id=item.external_id,
-        status=status,
-        id=contact.id,
-        version=contact.version,
-    )
-
-
-def _error(index: int, item: ContactUpsertItem, error: ProblemError) -> BatchItemResult:
-    problem = error.body(f"/v1/contacts/batch/upsert#items/{index}")
-    # The item's fields are at body.items.<index> of this request.
-    for field_error in problem.get("errors", []):
-        field_error["loc"] = ["body", "items", index, *field_error["loc"][1:]]
-    return BatchItemResult.model_validate(
-        {
-            "index": index,
-            "external_id": item.external_id,
-            "status": BatchItemStatus.error,
-            "error": problem,
-        }
-    )
 
 
 async def get_contact_by_external_id(

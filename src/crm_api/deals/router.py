@@ -4,6 +4,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request, Response
 
 from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
@@ -22,6 +23,7 @@ from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
 from crm_api.deals import service
 from crm_api.deals.schemas import (
+    DealBatchUpsert,
     DealCreate,
     DealListParams,
     DealPage,
@@ -342,6 +344,21 @@ async def deals_forecast(
     return await service.forecast(session, principal, params)
 
 
+@router.post(
+    "/deals/batch/upsert",
+    response_model=BatchUpsertResult,
+    summary="Create or update up to 1,000 deals by external id",
+)
+async def deals_batch_upsert(
+    data: DealBatchUpsert,
+    session: DbSession,
+    principal: Writer,
+    _: Annotated[None, IdempotencyKey],
+) -> BatchUpsertResult:
+    results = await service.batch_upsert_deals(session, principal, data.items)
+    return BatchUpsertResult(results=results)
+
+
 @router.get(
     "/deals/external/{external_id}",
     response_model=DealRead,
@@ -378,7 +395,7 @@ async def deals_upsert(
     session: DbSession,
     principal: Writer,
 ) -> DealRead:
-    deal, was_created = await service.upsert_deal(session, principal, external_id, data)
+    deal, was_created, _ = await service.upsert_deal(session, principal, external_id, data)
     location = str(request.url_for("deals_get", deal_id=deal.id))
     upserted(response, deal.version, location if was_created else None)
     return DealRead.model_validate(deal)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from crm_api.core.batch import MAX_BATCH_ITEMS
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
     CurrencyCode,
@@ -236,6 +237,33 @@ class DealUpsert(DealFields):
     }
 
     name: ShortText = None  # type: ignore[assignment]
+
+
+class DealUpsertItem(DealUpsert):
+    external_id: ExternalId
+
+
+class DealBatchUpsert(InputSchema):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "external_id": "ERP-OPP-881",
+                            "name": "Acme: 200 seats",
+                            "stage_id": "0193c2a4-7d3e-7a51-9d7e-2f3b1c9e8a10",
+                            "amount": "24000.00",
+                            "currency": "EUR",
+                        },
+                        {"external_id": "ERP-OPP-882", "amount": "9000.00", "currency": "EUR"},
+                    ]
+                }
+            ]
+        }
+    }
+
+    items: Annotated[list[DealUpsertItem], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
 class DealRead(ReadSchema):

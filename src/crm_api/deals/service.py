@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
+from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
 from crm_api.core.etag import check_if_match
@@ -46,6 +47,7 @@ from crm_api.deals.schemas import (
     DealRead,
     DealUpdate,
     DealUpsert,
+    DealUpsertItem,
     Forecast,
     ForecastParams,
     ForecastRow,
@@ -562,7 +564,7 @@ async def update_deal(
 
 async def upsert_deal(
     session: AsyncSession, principal: Principal, external_id: str, data: DealUpsert
-) -> tuple[Deal, bool]:
+) -> tuple[Deal, bool, Changes]:
     async def create() -> Deal:
         if data.name is None:
             raise InvalidInput(("body", "name"), "`name` is required to create a deal.")
@@ -571,10 +573,18 @@ async def upsert_deal(
     async def update(deal: Deal) -> Changes:
         return await _change(session, principal, deal, data)
 
-    deal, created, _ = await upsert_by_external_id(
+    return await upsert_by_external_id(
         session, DealRepository(session), principal.workspace_id, external_id, create, update
     )
-    return deal, created
+
+
+async def batch_upsert_deals(
+    session: AsyncSession, principal: Principal, items: Sequence[DealUpsertItem]
+) -> list[BatchItemResult]:
+    async def upsert(item: DealUpsertItem) -> tuple[Deal, bool, Changes]:
+        return await upsert_deal(session, principal, item.external_id, item)
+
+    return await upsert_each(session, "/v1/deals/batch/upsert", enumerate(items), upsert)
 
 
 async def get_deal(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Deal:
