@@ -96,6 +96,30 @@ class TestCreateDeal:
         [entry] = await history(client, tenant, deal["id"])
         assert entry["user_id"] == user["id"]
 
+    async def test_an_owner_of_deals_is_kept_until_they_are_given_away(
+        self, client: AsyncClient, tenant: Tenant
+    ) -> None:
+        pipeline = await create_pipeline(client, tenant)
+        user = await create_user(client, tenant)
+        deal = await create_deal(client, tenant, pipeline["stages"][0]["id"], owner_id=user["id"])
+        response = await client.delete(f"/v1/users/{user['id']}", headers=tenant.headers)
+        assert assert_problem(response, 409)["owned"] == {"deals": 1}
+        await client.patch(
+            f"/v1/users/{user['id']}", json={"active": False}, headers=tenant.headers
+        )
+        response = await client.post(
+            "/v1/deals",
+            json={"name": "D", "pipeline_id": pipeline["id"], "owner_id": user["id"]},
+            headers=tenant.headers,
+        )
+        assert_problem(response, 422, loc=["body", "owner_id"])
+        response = await client.patch(
+            f"/v1/deals/{deal['id']}", json={"owner_id": None}, headers=tenant.headers
+        )
+        assert response.json()["owner_id"] is None
+        response = await client.delete(f"/v1/users/{user['id']}", headers=tenant.headers)
+        assert response.status_code == 204
+
     @pytest.mark.parametrize(
         ("fields", "loc"),
         [
