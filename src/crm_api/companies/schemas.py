@@ -13,9 +13,9 @@ from crm_api.core.schemas import (
     ExternalId,
     InputSchema,
     Label,
+    OwnedRecordListParams,
     PhoneInput,
     ReadSchema,
-    RecordListParams,
     ShortText,
     Tags,
     unique_tags,
@@ -143,7 +143,7 @@ class CompanyRead(ReadSchema):
     version: int
 
 
-class CompanyListParams(RecordListParams):
+class CompanyListParams(OwnedRecordListParams):
     q: str | None = Field(
         default=None, min_length=1, max_length=200, description="Words found in name or domain."
     )

@@ -13,9 +13,9 @@ from crm_api.core.schemas import (
     ExternalId,
     InputSchema,
     IsoDate,
+    OwnedRecordListParams,
     PhoneInput,
     ReadSchema,
-    RecordListParams,
     ShortText,
     Tags,
     unique_tags,
@@ -196,7 +196,7 @@ class ContactPage(Page[ContactRead]):
     pass
 
 
-class CompanyContactListParams(RecordListParams):
+class CompanyContactListParams(OwnedRecordListParams):
     """The filters of a company's contact list (the company is in the path)."""
 
     q: str | None = Field(

@@ -97,12 +97,13 @@ class Repository(Generic[M]):
 
 
 def record_filters(model: Any, params: RecordListParams) -> list[ColumnElement[bool]]:
-    """The list filters every record type shares: external id, owner, tag, time ranges."""
+    """The list filters every record type shares: external id, tag, time ranges, and the owner
+    of records that have one."""
     where: list[ColumnElement[bool]] = []
     if params.external_id is not None:
         where.append(model.external_id == params.external_id)
-    if params.owner_id is not None:
-        where.append(model.owner_id == params.owner_id)
+    if (owner_id := getattr(params, "owner_id", None)) is not None:
+        where.append(model.owner_id == owner_id)
     if params.tag is not None:
         where.append(model.tags.contains([params.tag]))
     if params.created_after is not None:

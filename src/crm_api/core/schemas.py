@@ -196,9 +196,14 @@ class RecordListParams(ListParams):
     """The filters every record list shares (core/repository.py: record_filters)."""
 
     tag: Tag | None = None
-    owner_id: uuid.UUID | None = None
     external_id: ExternalId | None = None
     created_after: UtcDatetime | None = Field(default=None, description="created_at ≥ this.")
     created_before: UtcDatetime | None = Field(default=None, description="created_at < this.")
     updated_after: UtcDatetime | None = Field(default=None, description="updated_at ≥ this.")
     updated_before: UtcDatetime | None = Field(default=None, description="updated_at < this.")
+
+
+class OwnedRecordListParams(RecordListParams):
+    """…and those of records with an owner."""
+
+    owner_id: uuid.UUID | None = None

@@ -16,8 +16,8 @@ from crm_api.core.schemas import (
     IsoDate,
     ListParams,
     MoneyAmount,
+    OwnedRecordListParams,
     ReadSchema,
-    RecordListParams,
     ShortText,
     Tags,
     UtcDatetime,
@@ -290,7 +290,7 @@ class DealRead(ReadSchema):
     version: int
 
 
-class RelatedDealListParams(RecordListParams):
+class RelatedDealListParams(OwnedRecordListParams):
     """The filters of a contact's or company's deal list."""
 
     q: str | None = Field(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.idempotency import prune_idempotency_records
+from crm_api.core.periodic import PeriodicTask, Scheduler
 from crm_api.settings import Settings
 from crm_api.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
 from crm_api.webhooks.repository import (
@@ -50,6 +51,7 @@ class Dispatcher:
         sessionmaker: async_sessionmaker[AsyncSession],
         settings: Settings,
         client: httpx.AsyncClient | None = None,
+        tasks: Sequence[PeriodicTask] = (),
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
@@ -63,6 +65,7 @@ class Dispatcher:
             raise ValueError("worker_lease_seconds must exceed the webhook timeout by 5 s")
         self.wake = asyncio.Event()
         self._last_maintenance: datetime | None = None
+        self.scheduler = Scheduler(sessionmaker, tasks)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: deliver what is due, sleep until woken (NOTIFY), the next
@@ -79,6 +82,7 @@ class Dispatcher:
                 try:
                     claimed = await self.run_once()
                     await self._maintain()
+                    await self.scheduler.run_due()
                 except Exception:  # the database may be restarting: log, wait, go on
                     logger.exception("dispatcher cycle failed")
                     claimed = 0
@@ -250,7 +254,9 @@ class Dispatcher:
             logger.info("pruned %d events and %d idempotency records", events, keys)
 
 
-async def run_worker(database_url: str, settings: Settings) -> None:
+async def run_worker(
+    database_url: str, settings: Settings, tasks: Sequence[PeriodicTask] = ()
+) -> None:
     """`crm-api worker`: one dispatcher until SIGTERM or SIGINT, then a clean stop (leases of
     a batch in flight are recorded or handed back)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -261,7 +267,7 @@ async def run_worker(database_url: str, settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     logger.info("webhook worker started")
     try:
-        await Dispatcher(engine, create_sessionmaker(engine), settings).run(stop)
+        await Dispatcher(engine, create_sessionmaker(engine), settings, tasks=tasks).run(stop)
     finally:
         await engine.dispose()
         logger.info("webhook worker stopped")
