@@ -97,6 +97,27 @@ async def create_deal(
     return dict(response.json())
 
 
+async def create_sla_policy(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    """Calendar time; first response / resolution: urgent 1 h / 4 h, normal 8 h / 40 h."""
+    targets = {
+        "urgent": {"first_response_minutes": 60, "resolution_minutes": 240},
+        "normal": {"first_response_minutes": 480, "resolution_minutes": 2400},
+    }
+    body = {"name": "Standard", "targets": targets, **fields}
+    response = await client.post("/v1/sla-policies", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def create_ticket(
+    client: AsyncClient, tenant: Tenant, contact_id: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"subject": "Invoice charged twice", "contact_id": contact_id, **fields}
+    response = await client.post("/v1/tickets", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
 def assert_problem(response: Any, status: int, *, loc: list[Any] | None = None) -> dict[str, Any]:
     """A problem+json body with this status (and, if given, an error at or below this location)."""
     assert response.status_code == status, response.text

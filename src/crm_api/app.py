@@ -22,6 +22,9 @@ from crm_api.core.openapi import finish_openapi
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
 from crm_api.settings import Settings, get_settings
+from crm_api.tasks import periodic_tasks
+from crm_api.tickets.router import router as tickets_router
+from crm_api.tickets.router import sla_policies_router
 from crm_api.users.router import router as users_router
 from crm_api.users.router import teams_router
 from crm_api.webhooks.dispatcher import Dispatcher
@@ -37,6 +40,8 @@ V1_ROUTERS = (
     teams_router,
     pipelines_router,
     deals_router,
+    sla_policies_router,
+    tickets_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,
@@ -93,7 +98,9 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         dispatcher = None
         if settings.run_dispatcher:
             dispatcher = asyncio.create_task(
-                Dispatcher(engine, app.state.sessionmaker, settings).run(stop)
+                Dispatcher(
+                    engine, app.state.sessionmaker, settings, tasks=periodic_tasks(settings)
+                ).run(stop)
             )
         try:
             yield

@@ -67,14 +67,15 @@ def worker(
         int | None, typer.Option(min=1, max=256, help="Endpoints served at once.")
     ] = None,
 ) -> None:
-    """Deliver webhooks until stopped (SIGTERM or Ctrl-C). Run as many as you like: they share
-    the queue without sending anything twice."""
+    """Deliver webhooks and announce SLA breaches until stopped (SIGTERM or Ctrl-C). Run as
+    many as you like: they share the work without doing anything twice."""
+    from crm_api.tasks import periodic_tasks
     from crm_api.webhooks.dispatcher import run_worker
 
     settings = get_settings()
     overrides = {"worker_batch_size": batch_size, "worker_concurrency": concurrency}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    asyncio.run(run_worker(resolve_database_url(settings), settings))
+    asyncio.run(run_worker(resolve_database_url(settings), settings, periodic_tasks(settings)))
 
 
 @webhooks_app.command("listen")

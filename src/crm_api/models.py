@@ -5,6 +5,7 @@ from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
+from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
 from crm_api.webhooks.models import (
@@ -29,9 +30,13 @@ __all__ = [
     "EventCounter",
     "IdempotencyRecord",
     "Pipeline",
+    "SlaPolicy",
     "Stage",
     "Team",
     "TeamMember",
+    "Ticket",
+    "TicketComment",
+    "TicketStatusChange",
     "User",
     "WebhookDelivery",
     "WebhookDeliveryAttempt",

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     run_dispatcher: bool = Field(
         default=False, description="Also deliver webhooks from the API server process."
     )
+    sla_scan_seconds: float = Field(
+        default=10, gt=0, description="How often a worker looks for SLA targets that just ran out."
+    )
     event_retention_days: int = Field(
         default=30, ge=4, description="Events (and their deliveries) older than this are pruned."
     )

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from crm_api.contacts.models import Contact
 from crm_api.core.db import transaction
 from crm_api.settings import Settings
 from crm_api.webhooks.models import WebhookDelivery
@@ -48,6 +50,27 @@ def _drop_waiting_deliveries(database_url: str) -> None:
             )
 
     asyncio.run(drop())
+
+
+# The contact the spec's ticket examples name, so an example ticket can be opened.
+EXAMPLE_CONTACT_ID = uuid.UUID("0193c2a4-7d3e-7a51-9d7e-2f3b1c9e8a10")
+
+
+def _give_the_example_contact_a_record(database_url: str, live: LiveServer) -> None:
+    """Ids are the server's to choose, so a new contact is moved to the example's id."""
+    body = {"first_name": "Example", "last_name": "Contact"}
+    response = httpx.post(f"{live.url}/v1/contacts", json=body, headers=live.headers)
+    response.raise_for_status()
+
+    async def move() -> None:
+        async with transaction(database_url, Settings(database_url=None)) as session:
+            await session.execute(
+                update(Contact)
+                .where(Contact.id == uuid.UUID(response.json()["id"]))
+                .values(id=EXAMPLE_CONTACT_ID)
+            )
+
+    asyncio.run(move())
 
 
 @pytest.fixture(scope="package")
@@ -91,6 +114,7 @@ def live_server(
         # A default pipeline, so deals sent without a stage have somewhere to go.
         pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
         httpx.post(f"{url}/v1/pipelines", json=pipeline, headers=live.headers).raise_for_status()
+        _give_the_example_contact_a_record(database_url, live)
         yield live
     finally:
         server.terminate()

@@ -26,12 +26,18 @@ TEAM_SORTS = {
 }
 
 
-def _owned_record_tables() -> list[Table]:
-    """Every record table with an owner: contacts, companies, deals, and whatever comes next."""
+# The columns that give a record to a user: contacts, companies and deals have an owner,
+# tickets an assignee.
+OWNER_COLUMNS = ("owner_id", "assignee_id")
+
+
+def _owned_record_columns() -> list[tuple[Table, str]]:
+    """Every record table with an owner (and its owner column), whatever comes next."""
     return [
-        table
+        (table, column)
         for table in Base.metadata.sorted_tables
-        if {"owner_id", "workspace_id", "deleted_at"} <= set(table.columns.keys())
+        for column in OWNER_COLUMNS
+        if {column, "workspace_id", "deleted_at"} <= set(table.columns.keys())
     ]
 
 
@@ -86,10 +92,10 @@ class UserRepository(Repository[User]):
         counts = [
             select(literal(table.name).label("kind"), func.count().label("owned")).where(
                 table.c.workspace_id == workspace_id,
-                table.c.owner_id == user_id,
+                table.c[column] == user_id,
                 table.c.deleted_at.is_(None),
             )
-            for table in _owned_record_tables()
+            for table, column in _owned_record_columns()
         ]
         keys = select(literal("api_keys"), func.count()).where(
             ApiKey.workspace_id == workspace_id,

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput
+from crm_api.core.hooks import deleted
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     apply_fields,
@@ -312,3 +313,4 @@ async def delete_team(
     soft_delete(team)
     await session.flush()
     _announce_team(session, "deleted", team)
+    await deleted(session, "team", principal.workspace_id, team.id)

@@ -1,0 +1,15 @@
+"""Every domain's periodic tasks, for the worker (crm-api worker, or serve --with-worker)."""
+
+from datetime import timedelta
+
+from crm_api.core.periodic import PeriodicTask
+from crm_api.settings import Settings
+from crm_api.tickets.service import announce_due_breaches
+
+
+def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
+    return [
+        PeriodicTask(
+            "sla breaches", timedelta(seconds=settings.sla_scan_seconds), announce_due_breaches
+        ),
+    ]
