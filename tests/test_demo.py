@@ -21,6 +21,14 @@ async def test_demo_workspace_is_seeded_once_and_keeps_its_key(
     assert {d["status"] for d in deals} == {"open", "won", "lost"}
     forecast = (await client.get("/v1/deals/forecast", headers=headers)).json()
     assert {row["currency"] for row in forecast["rows"]} == {"EUR", "USD"}
+    tickets = (await client.get("/v1/tickets?limit=500", headers=headers)).json()["data"]
+    assert len(tickets) == 30
+    assert {t["status"] for t in tickets} == {"new", "open", "resolved"}
+    assert all(t["sla"]["first_response"] is not None for t in tickets)
+    assert any(t["csat"] is not None for t in tickets)
+    rated = next(t for t in tickets if t["csat"] is not None)
+    timeline = await client.get(f"/v1/contacts/{rated['contact_id']}/timeline", headers=headers)
+    assert {"ticket", "ticket_comment", "feedback"} <= {e["kind"] for e in timeline.json()["data"]}
 
     async with sessionmaker() as session:
         assert await ensure_demo_workspace(session, key) == key  # still valid: kept

@@ -21,10 +21,13 @@ from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
+from crm_api.feedback.router import router as feedback_router
+from crm_api.interactions.router import router as interactions_router
 from crm_api.settings import Settings, get_settings
 from crm_api.tasks import periodic_tasks
 from crm_api.tickets.router import router as tickets_router
 from crm_api.tickets.router import sla_policies_router
+from crm_api.timeline.router import router as timeline_router
 from crm_api.users.router import router as users_router
 from crm_api.users.router import teams_router
 from crm_api.webhooks.dispatcher import Dispatcher
@@ -42,6 +45,9 @@ V1_ROUTERS = (
     deals_router,
     sla_policies_router,
     tickets_router,
+    interactions_router,
+    feedback_router,
+    timeline_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,

@@ -1,6 +1,7 @@
 """The demo workspace `make serve` starts with: sales reps, companies and contacts with realistic,
-accented names, and a pipeline of deals in every stage, so search, filters, pagination, stage
-history and the forecast have something to show."""
+accented names, a pipeline of deals in every stage, tickets under a business-hours SLA,
+interactions and survey answers, so search, filters, pagination, stage history, the forecast,
+SLA clocks and the timeline have something to show."""
 
 import random
 import unicodedata
@@ -11,11 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.companies.models import Company
 from crm_api.companies.schemas import CompanyCreate
 from crm_api.companies.service import create_company
+from crm_api.contacts.models import Contact
 from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact
 from crm_api.core.auth import Principal, Scope
 from crm_api.deals.schemas import DealCreate, DealUpdate, PipelineCreate
 from crm_api.deals.service import create_deal, create_pipeline, update_deal
+from crm_api.feedback.schemas import FeedbackCreate
+from crm_api.feedback.service import create_feedback
+from crm_api.interactions.schemas import InteractionCreate
+from crm_api.interactions.service import create_interaction
+from crm_api.tickets.schemas import CommentCreate, SlaPolicyCreate, TicketCreate, TicketUpdate
+from crm_api.tickets.service import create_comment, create_sla_policy, create_ticket, update_ticket
 from crm_api.users.models import User
 from crm_api.users.schemas import UserCreate
 from crm_api.users.service import create_user
@@ -136,10 +144,11 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
                 ),
             )
         )
+    contacts = []
     for n in range(150):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         company = rng.choice(companies)
-        await create_contact(
+        contact = await create_contact(
             session,
             principal,
             ContactCreate.model_validate(
@@ -156,7 +165,9 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
                 }
             ),
         )
+        contacts.append(contact)
     await _seed_deals(session, principal, rng, companies, reps)
+    await _seed_service(session, principal, rng, contacts, reps)
 
 
 async def _seed_deals(
@@ -193,6 +204,88 @@ async def _seed_deals(
         for stage in [*walk, *outcome]:
             moved = DealUpdate.model_validate({"stage_id": str(stage.id)})
             deal = await update_deal(session, principal, deal.id, moved, None)
+
+
+SUPPORT_HOURS = {
+    "timezone": "Europe/Berlin",
+    **{
+        day: [{"start": "08:00", "end": "12:30"}, {"start": "13:30", "end": "18:00"}]
+        for day in ("monday", "tuesday", "wednesday", "thursday", "friday")
+    },
+}
+SUBJECTS = ["Invoice charged twice", "Cannot log in", "Export is empty", "Change of address"]
+
+
+async def _seed_service(
+    session: AsyncSession,
+    principal: Principal,
+    rng: random.Random,
+    contacts: list[Contact],
+    reps: list[User],
+) -> None:
+    """Tickets under a business-hours SLA (some answered, some resolved), calls and emails, and
+    NPS and CSAT answers, so a contact's timeline has every kind of entry."""
+    targets = {
+        "urgent": {"first_response_minutes": 60, "resolution_minutes": 480},
+        "high": {"first_response_minutes": 240, "resolution_minutes": 1440},
+        "normal": {"first_response_minutes": 480, "resolution_minutes": 2880},
+    }
+    policy = SlaPolicyCreate.model_validate(
+        {"name": "Support", "is_default": True, "targets": targets, "business_hours": SUPPORT_HOURS}
+    )
+    await create_sla_policy(session, principal, policy)
+    for n, contact in enumerate(rng.sample(contacts, 30)):
+        rep = rng.choice(reps)
+        ticket = await create_ticket(
+            session,
+            principal,
+            TicketCreate.model_validate(
+                {
+                    "subject": rng.choice(SUBJECTS),
+                    "contact_id": str(contact.id),
+                    "company_id": str(contact.company_id),
+                    "priority": rng.choice(["normal", "normal", "high", "urgent"]),
+                    "channel": rng.choice(["email", "chat", "phone"]),
+                    "assignee_id": str(rep.id),
+                    "external_id": f"DEMO-TICKET-{n:03d}",
+                }
+            ),
+        )
+        if n % 3:
+            reply = CommentCreate(body="We are on it.", author_user_id=rep.id)
+            await create_comment(session, principal, ticket.id, reply)
+        if n % 3 == 2:
+            resolved = TicketUpdate.model_validate({"status": "resolved"})
+            await update_ticket(session, principal, ticket.id, resolved, None)
+            await create_feedback(
+                session,
+                principal,
+                FeedbackCreate.model_validate(
+                    {
+                        "kind": "csat",
+                        "score": rng.randint(3, 5),
+                        "contact_id": str(contact.id),
+                        "ticket_id": str(ticket.id),
+                    }
+                ),
+            )
+    for contact in rng.sample(contacts, 60):
+        await create_interaction(
+            session,
+            principal,
+            InteractionCreate.model_validate(
+                {
+                    "channel": rng.choice(["call", "email", "meeting"]),
+                    "direction": rng.choice(["inbound", "outbound"]),
+                    "subject": "Check-in",
+                    "contact_id": str(contact.id),
+                    "user_id": str(rng.choice(reps).id),
+                }
+            ),
+        )
+        score = rng.choice([10, 9, 9, 8, 7, 6, 3])
+        answer = {"kind": "nps", "score": score, "contact_id": str(contact.id), "channel": "email"}
+        await create_feedback(session, principal, FeedbackCreate.model_validate(answer))
 
 
 async def ensure_demo_workspace(session: AsyncSession, known_key: str | None) -> str:

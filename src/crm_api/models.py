@@ -5,6 +5,8 @@ from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
+from crm_api.feedback.models import Feedback
+from crm_api.interactions.models import Interaction
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
@@ -28,7 +30,9 @@ __all__ = [
     "DealStageChange",
     "Event",
     "EventCounter",
+    "Feedback",
     "IdempotencyRecord",
+    "Interaction",
     "Pipeline",
     "SlaPolicy",
     "Stage",

@@ -240,3 +240,72 @@ def test_a_sales_team_works_its_pipeline(crm_client: ModuleType, live_server: Li
     moves = history_list.sync(deal_id=deal.id, client=client)
     assert isinstance(moves, models.DealStageChangePage)
     assert [m.to_stage_id for m in moves.data] == [demo.id, won.id]
+
+
+def test_a_support_desk_answers_a_ticket(crm_client: ModuleType, live_server: LiveServer) -> None:
+    models = api("models")
+    contacts_create = api("api.contacts.contacts_create")
+    policies_create = api("api.sla_policies.sla_policies_create")
+    tickets_create = api("api.tickets.tickets_create")
+    comments_create = api("api.tickets.tickets_comments_create")
+    tickets_get = api("api.tickets.tickets_get")
+    feedback_create = api("api.feedback.feedback_create")
+    timeline = api("api.timeline.contacts_timeline_list")
+    client = crm_client.AuthenticatedClient(base_url=live_server.url, token=live_server.key)
+    run = uuid.uuid4().hex[:8]
+
+    contact = contacts_create.sync(
+        client=client, body=models.ContactCreate(first_name="Ada", email=f"ada-{run}@example.com")
+    )
+    assert isinstance(contact, models.ContactRead)
+    hours = models.BusinessHoursInput(
+        timezone="Europe/Berlin", monday=[models.TimeWindow(start="09:00", end="17:00")]
+    )
+    policy = policies_create.sync(
+        client=client,
+        body=models.SlaPolicyCreate(
+            name=f"Typed {run}",
+            targets=models.SlaTargets(urgent=models.SlaTarget(first_response_minutes=60)),
+            business_hours=hours,
+        ),
+    )
+    assert isinstance(policy, models.SlaPolicyRead)
+    ticket = tickets_create.sync(
+        client=client,
+        body=models.TicketCreate(
+            subject="Charged twice",
+            contact_id=contact.id,
+            priority=models.Priority.URGENT,
+            sla_policy_id=policy.id,
+        ),
+    )
+    assert isinstance(ticket, models.TicketRead)
+    assert isinstance(ticket.sla.first_response, models.SlaClock)
+    assert ticket.sla.first_response.status == models.TargetStatus.RUNNING
+
+    reply = comments_create.sync(
+        ticket_id=ticket.id,
+        client=client,
+        body=models.CommentCreate(body="Refunded.", author_contact_id=contact.id),
+    )
+    assert isinstance(reply, models.CommentRead)
+    rating = feedback_create.sync(
+        client=client,
+        body=models.FeedbackCreate(
+            kind=models.FeedbackKind.CSAT, score=5, contact_id=contact.id, ticket_id=ticket.id
+        ),
+    )
+    assert isinstance(rating, models.FeedbackRead)
+    rated = tickets_get.sync(ticket_id=ticket.id, client=client)
+    assert isinstance(rated, models.TicketRead)
+    assert isinstance(rated.csat, models.TicketCsat)
+    assert rated.csat.score == 5
+
+    entries = timeline.sync(contact_id=contact.id, client=client)
+    assert isinstance(entries, models.TimelinePage)
+    assert [e.kind for e in entries.data] == [
+        models.TimelineKind.FEEDBACK,
+        models.TimelineKind.TICKET_COMMENT,
+        models.TimelineKind.TICKET,
+    ]
+    assert isinstance(entries.data[0].feedback, models.FeedbackRead)

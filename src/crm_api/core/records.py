@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import RecordMixin, WorkspaceScopedMixin
-from crm_api.core.errors import Conflict, NotFound
+from crm_api.core.errors import Conflict, InvalidInput, NotFound
 from crm_api.core.etag import check_if_match
 from crm_api.core.pagination import SortField, make_page, page_request
 from crm_api.core.patch import Changes, assign, merge_patch
@@ -175,3 +175,14 @@ def relink(
         return None
     kept = {id_of(link): link for link in current}
     return [kept.get(id) or make(id) for id in ids]
+
+
+async def ensure_live_references(
+    workspace_id: uuid.UUID,
+    references: Iterable[tuple[str, Repository[Any], str, uuid.UUID | None]],
+) -> None:
+    """Each (field, repository, noun, id) given an id names a live record of the workspace;
+    otherwise 422 naming the field. One query per reference."""
+    for field, repository, noun, value in references:
+        if value is not None and value not in await repository.live_ids(workspace_id, [value]):
+            raise InvalidInput(("body", field), f"No {noun} with id {value}.")

@@ -76,6 +76,19 @@ CurrencyCode = Annotated[
 ]
 
 
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 9 and 9.0, but not "9" or true (which Pydantic would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    return int(value)
+
+
+# Use as Annotated[int, Field(...), JsonInteger]: constraints first, so they stay JSON Schema.
+JsonInteger = BeforeValidator(_json_integer)
+
+
 def _decimal_text(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 

@@ -173,6 +173,11 @@ class Ticket(RecordMixin, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     reopened_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The latest CSAT response about the ticket (feedback/service.py keeps it current).
+    csat_feedback_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    csat_score: Mapped[int | None] = mapped_column(Integer, default=None)
+    csat_comment: Mapped[str | None] = mapped_column(Text, default=None)
+    csat_responded_at: Mapped[datetime | None] = mapped_column(default=None)
     # When ticket.sla_breached was emitted for each target: set once, so it is emitted once.
     first_response_breached_at: Mapped[datetime | None] = mapped_column(default=None)
     resolution_breached_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -363,6 +363,15 @@ class TicketSla(ReadSchema):
     resolution: SlaClock | None = Field(description="Null: no resolution target.")
 
 
+class TicketCsat(ReadSchema):
+    """The latest CSAT survey response about the ticket."""
+
+    feedback_id: uuid.UUID
+    score: int = Field(description="1 to 5.")
+    comment: str | None
+    responded_at: datetime
+
+
 class TicketRead(ReadSchema):
     id: uuid.UUID
     external_id: str | None
@@ -379,6 +388,7 @@ class TicketRead(ReadSchema):
     tags: list[str]
     custom_fields: dict[str, Any]
     sla: TicketSla
+    csat: TicketCsat | None = Field(description="Null until the customer rates the ticket.")
     first_responded_at: datetime | None = Field(description="The first public reply by a user.")
     resolved_at: datetime | None = Field(description="Cleared when the ticket is reopened.")
     closed_at: datetime | None

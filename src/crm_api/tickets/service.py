@@ -17,13 +17,13 @@ from crm_api.core.records import (
     apply_fields,
     bump_version,
     ensure_external_id_free,
+    ensure_live_references,
     get_by_external_id_or_404,
     get_or_404,
     list_records,
     soft_delete,
     upsert_by_external_id,
 )
-from crm_api.core.repository import Repository
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.tickets.repository import (
     COMMENT_ID_SORT,
@@ -51,6 +51,7 @@ from crm_api.tickets.schemas import (
     SlaPolicyUpdate,
     StatusHistoryParams,
     TicketCreate,
+    TicketCsat,
     TicketFields,
     TicketListParams,
     TicketRead,
@@ -83,14 +84,6 @@ SLA_TARGETS = (
     # (name, due column, reached column, breach-announced column)
     ("first_response", "first_response_due_at", "first_responded_at", "first_response_breached_at"),
     ("resolution", "resolution_due_at", "resolved_at", "resolution_breached_at"),
-)
-
-
-# What a ticket points at, and where it must be found alive.
-REFERENCES: tuple[tuple[str, type[Repository[Any]], str], ...] = (
-    ("contact_id", ContactRepository, "contact"),
-    ("company_id", CompanyRepository, "company"),
-    ("team_id", TeamRepository, "team"),
 )
 
 
@@ -239,6 +232,17 @@ def _clock(
     )
 
 
+def _csat_of(ticket: Ticket) -> TicketCsat | None:
+    if ticket.csat_feedback_id is None:
+        return None
+    return TicketCsat(
+        feedback_id=ticket.csat_feedback_id,
+        score=ticket.csat_score,
+        comment=ticket.csat_comment,
+        responded_at=ticket.csat_responded_at,
+    )
+
+
 def _read(ticket: Ticket, policy: SlaPolicy | None, now: datetime) -> TicketRead:
     hours = _hours(policy)
     sla = TicketSla(
@@ -246,8 +250,11 @@ def _read(ticket: Ticket, policy: SlaPolicy | None, now: datetime) -> TicketRead
         first_response=_clock(ticket.first_response_due_at, ticket.first_responded_at, now, hours),
         resolution=_clock(ticket.resolution_due_at, ticket.resolved_at, now, hours),
     )
-    fields = {name: getattr(ticket, name) for name in TicketRead.model_fields if name != "sla"}
-    return TicketRead.model_validate({**fields, "sla": sla})
+    computed = {"sla": sla, "csat": _csat_of(ticket)}
+    fields = {
+        name: getattr(ticket, name) for name in TicketRead.model_fields if name not in computed
+    }
+    return TicketRead.model_validate({**fields, **computed})
 
 
 async def read_tickets(session: AsyncSession, tickets: Sequence[Ticket]) -> list[TicketRead]:
@@ -336,12 +343,14 @@ async def _check_references(
         return value if value is not None and getattr(ticket, field, None) != value else None
 
     workspace_id = principal.workspace_id
-    for field, repository, noun in REFERENCES:
-        value = changed(field)
-        if value is not None and value not in await repository(session).live_ids(
-            workspace_id, [value]
-        ):
-            raise InvalidInput(("body", field), f"No {noun} with id {value}.")
+    await ensure_live_references(
+        workspace_id,
+        [
+            ("contact_id", ContactRepository(session), "contact", changed("contact_id")),
+            ("company_id", CompanyRepository(session), "company", changed("company_id")),
+            ("team_id", TeamRepository(session), "team", changed("team_id")),
+        ],
+    )
     if (assignee_id := changed("assignee_id")) is not None:
         await ensure_assignable_owners(session, principal, [assignee_id], "assignee_id")
     if data.sla_policy_id is not None:
@@ -682,6 +691,24 @@ async def get_comment(
     if comment is None:
         raise NotFound(f"No comment with id {id} on ticket {ticket_id}.")
     return comment
+
+
+async def show_csat(
+    session: AsyncSession, workspace_id: uuid.UUID, ticket_id: uuid.UUID, csat: TicketCsat | None
+) -> None:
+    """Show this CSAT response (the latest about the ticket, or none) on the ticket."""
+    ticket = await TicketRepository(session).get(workspace_id, ticket_id, for_update=True)
+    if ticket is None:
+        return
+    before = _csat_of(ticket)
+    if csat == before:
+        return
+    for field in ("feedback_id", "score", "comment", "responded_at"):
+        setattr(ticket, f"csat_{field}", getattr(csat, field) if csat else None)
+    changes: Changes = {"csat": (before, csat)}
+    bump_version(ticket, changes)
+    await session.flush()
+    emit(session, workspace_id, "ticket.updated", await _read_one(session, ticket), changes=changes)
 
 
 # What the worker does
