@@ -26,6 +26,9 @@ async def test_demo_workspace_is_seeded_once_and_keeps_its_key(
     assert {t["status"] for t in tickets} == {"new", "open", "resolved"}
     assert all(t["sla"]["first_response"] is not None for t in tickets)
     assert any(t["csat"] is not None for t in tickets)
+    orders = (await client.get("/v1/orders?limit=500", headers=headers)).json()["data"]
+    assert orders
+    assert {o["status"] for o in orders} == {"paid", "pending", "refunded"}
     rated = next(t for t in tickets if t["csat"] is not None)
     timeline = await client.get(f"/v1/contacts/{rated['contact_id']}/timeline", headers=headers)
     assert {"ticket", "ticket_comment", "feedback"} <= {e["kind"] for e in timeline.json()["data"]}

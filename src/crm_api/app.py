@@ -23,6 +23,7 @@ from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
 from crm_api.feedback.router import router as feedback_router
 from crm_api.interactions.router import router as interactions_router
+from crm_api.orders.router import router as orders_router
 from crm_api.settings import Settings, get_settings
 from crm_api.tasks import periodic_tasks
 from crm_api.tickets.router import router as tickets_router
@@ -47,6 +48,7 @@ V1_ROUTERS = (
     tickets_router,
     interactions_router,
     feedback_router,
+    orders_router,
     timeline_router,
     api_keys_router,
     events_router,

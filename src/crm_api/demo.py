@@ -22,6 +22,8 @@ from crm_api.feedback.schemas import FeedbackCreate
 from crm_api.feedback.service import create_feedback
 from crm_api.interactions.schemas import InteractionCreate
 from crm_api.interactions.service import create_interaction
+from crm_api.orders.schemas import OrderCreate
+from crm_api.orders.service import create_order
 from crm_api.tickets.schemas import CommentCreate, SlaPolicyCreate, TicketCreate, TicketUpdate
 from crm_api.tickets.service import create_comment, create_sla_policy, create_ticket, update_ticket
 from crm_api.users.models import User
@@ -223,8 +225,8 @@ async def _seed_service(
     contacts: list[Contact],
     reps: list[User],
 ) -> None:
-    """Tickets under a business-hours SLA (some answered, some resolved), calls and emails, and
-    NPS and CSAT answers, so a contact's timeline has every kind of entry."""
+    """Tickets under a business-hours SLA (some answered, some resolved), calls and emails,
+    orders, and NPS and CSAT answers, so a contact's timeline has every kind of entry."""
     targets = {
         "urgent": {"first_response_minutes": 60, "resolution_minutes": 480},
         "high": {"first_response_minutes": 240, "resolution_minutes": 1440},
@@ -283,6 +285,25 @@ async def _seed_service(
                 }
             ),
         )
+        for _ in range(rng.randint(0, 3)):
+            quantity = rng.randint(1, 5)
+            order = {
+                "contact_id": str(contact.id),
+                "company_id": str(contact.company_id),
+                "status": rng.choice(["paid", "paid", "paid", "pending", "refunded"]),
+                "ordered_at": str(date.today() - timedelta(days=rng.randrange(1, 700))),
+                "currency": "EUR",
+                "lines": [
+                    {
+                        "sku": "SEAT",
+                        "name": "Seat licence",
+                        "quantity": str(quantity),
+                        "unit_price": "49.00",
+                    }
+                ],
+                "source_system": "demo-erp",
+            }
+            await create_order(session, principal, OrderCreate.model_validate(order))
         score = rng.choice([10, 9, 9, 8, 7, 6, 3])
         answer = {"kind": "nps", "score": score, "contact_id": str(contact.id), "channel": "email"}
         await create_feedback(session, principal, FeedbackCreate.model_validate(answer))

@@ -7,6 +7,7 @@ from crm_api.core.idempotency import IdempotencyRecord
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.feedback.models import Feedback
 from crm_api.interactions.models import Interaction
+from crm_api.orders.models import Order, OrderLine
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
@@ -33,6 +34,8 @@ __all__ = [
     "Feedback",
     "IdempotencyRecord",
     "Interaction",
+    "Order",
+    "OrderLine",
     "Pipeline",
     "SlaPolicy",
     "Stage",

@@ -48,7 +48,9 @@ FAMILIES = {
     "users and teams": schema.include(tag_regex="^(users|teams)$"),
     "pipelines and deals": schema.include(tag_regex="^(pipelines|deals)$"),
     "tickets and sla policies": schema.include(tag_regex="^(tickets|sla-policies)$"),
-    "interactions and feedback": schema.include(tag_regex="^(interactions|feedback)$"),
+    "interactions, feedback and orders": schema.include(
+        tag_regex="^(interactions|feedback|orders)$"
+    ),
     "api keys": schema.include(tag="api-keys"),
     "webhooks and events": schema.include(tag_regex="^(webhook-endpoints|events)$"),
 }

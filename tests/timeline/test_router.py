@@ -185,7 +185,7 @@ class TestContactTimeline:
         # A cursor is bound to the filters it was made for.
         response = await client.get(f"{url}?kind=deal&cursor={cursor}", headers=tenant.headers)
         assert_problem(response, 422, loc=["query", "cursor"])
-        for query in ("kind=order", "sort=created_at", "cursor=nonsense", "limit=0"):
+        for query in ("kind=invoice", "sort=created_at", "cursor=nonsense", "limit=0"):
             assert_problem(await client.get(f"{url}?{query}", headers=tenant.headers), 422)
 
 

@@ -33,6 +33,8 @@ class Scope(StrEnum):
     feedback_write = "feedback:write"
     interactions_read = "interactions:read"
     interactions_write = "interactions:write"
+    orders_read = "orders:read"
+    orders_write = "orders:write"
     pipelines_read = "pipelines:read"
     pipelines_write = "pipelines:write"
     sla_policies_read = "sla_policies:read"

@@ -14,6 +14,7 @@ from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_
 from crm_api.deals.models import Deal, DealContact, DealStageChange
 from crm_api.feedback.models import Feedback
 from crm_api.interactions.models import Interaction
+from crm_api.orders.models import Order
 from crm_api.tickets.models import Ticket, TicketComment
 from crm_api.timeline.schemas import TimelineKind
 
@@ -33,6 +34,7 @@ def _arms(
     interactions: ColumnElement[bool]
     tickets: ColumnElement[bool]
     deals: ColumnElement[bool]
+    orders: ColumnElement[bool]
     feedback: ColumnElement[bool]
     if subject == "contact":
         interactions = Interaction.contact_id == subject_id
@@ -42,11 +44,13 @@ def _arms(
                 DealContact.workspace_id == workspace_id, DealContact.contact_id == subject_id
             )
         )
+        orders = Order.contact_id == subject_id
         feedback = Feedback.contact_id == subject_id
     else:
         interactions = Interaction.company_id == subject_id
         tickets = Ticket.company_id == subject_id
         deals = Deal.company_id == subject_id
+        orders = Order.company_id == subject_id
         feedback = Feedback.contact_id.in_(
             select(Contact.id).where(
                 Contact.workspace_id == workspace_id,
@@ -100,6 +104,14 @@ def _arms(
             DealStageChange.workspace_id == workspace_id,
             DealStageChange.deal_id.in_(live_deals),
             DealStageChange.from_stage_id.is_not(None),
+        ),
+        TimelineKind.order: _arm(
+            TimelineKind.order,
+            Order.id,
+            Order.ordered_at,
+            Order.workspace_id == workspace_id,
+            orders,
+            Order.deleted_at.is_(None),
         ),
         TimelineKind.feedback: _arm(
             TimelineKind.feedback,

@@ -15,9 +15,10 @@ from crm_api.timeline.schemas import TimelinePage, TimelineParams
 router = domain_router("timeline")
 
 DESCRIPTION = (
-    "Interactions, tickets and their comments, deals and their stage moves, and survey "
+    "Interactions, tickets and their comments, deals and their stage moves, orders and survey "
     "responses, merged in time order, newest first. A key sees only the kinds it can read "
-    "(`interactions:read`, `tickets:read`, `deals:read`, `feedback:read`); 403 if none."
+    "(`interactions:read`, `tickets:read`, `deals:read`, `orders:read`, `feedback:read`); "
+    "403 if none."
 )
 
 

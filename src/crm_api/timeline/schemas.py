@@ -9,19 +9,21 @@ from crm_api.core.schemas import ListParams, ReadSchema, UtcDatetime
 from crm_api.deals.schemas import DealRead, DealStageChangeRead
 from crm_api.feedback.schemas import FeedbackRead
 from crm_api.interactions.schemas import InteractionRead
+from crm_api.orders.schemas import OrderRead
 from crm_api.tickets.schemas import CommentRead, TicketRead
 
 
 class TimelineKind(StrEnum):
     """What an entry is, and when it happened: `interaction` (occurred_at), `ticket` (opened:
     created_at), `ticket_comment` (created_at), `deal` (created_at), `deal_stage_change` (a
-    move: changed_at), `feedback` (responded_at)."""
+    move: changed_at), `order` (ordered_at), `feedback` (responded_at)."""
 
     interaction = "interaction"
     ticket = "ticket"
     ticket_comment = "ticket_comment"
     deal = "deal"
     deal_stage_change = "deal_stage_change"
+    order = "order"
     feedback = "feedback"
 
 
@@ -51,6 +53,7 @@ class TimelineEntry(ReadSchema):
     ticket_comment: CommentRead | None = None
     deal: DealRead | None = None
     deal_stage_change: DealStageChangeRead | None = None
+    order: OrderRead | None = None
     feedback: FeedbackRead | None = None
 
 

@@ -19,6 +19,8 @@ from crm_api.feedback.repository import FeedbackRepository
 from crm_api.feedback.schemas import FeedbackRead
 from crm_api.interactions.repository import InteractionRepository
 from crm_api.interactions.schemas import InteractionRead
+from crm_api.orders.repository import OrderRepository
+from crm_api.orders.schemas import OrderRead
 from crm_api.tickets.repository import TicketCommentRepository, TicketRepository
 from crm_api.tickets.schemas import CommentRead
 from crm_api.tickets.service import read_tickets
@@ -33,6 +35,7 @@ READ_SCOPE = {
     TimelineKind.ticket_comment: Scope.tickets_read,
     TimelineKind.deal: Scope.deals_read,
     TimelineKind.deal_stage_change: Scope.deals_read,
+    TimelineKind.order: Scope.orders_read,
     TimelineKind.feedback: Scope.feedback_read,
 }
 Loader = tuple[Callable[[AsyncSession], Repository[Any]], Callable[[Any], BaseModel]]
@@ -41,6 +44,7 @@ SIMPLE_LOADERS: dict[TimelineKind, Loader] = {
     TimelineKind.ticket_comment: (TicketCommentRepository, CommentRead.model_validate),
     TimelineKind.deal: (DealRepository, DealRead.model_validate),
     TimelineKind.deal_stage_change: (DealStageChangeRepository, DealStageChangeRead.model_validate),
+    TimelineKind.order: (OrderRepository, OrderRead.model_validate),
     TimelineKind.feedback: (FeedbackRepository, FeedbackRead.model_validate),
 }
 
@@ -84,7 +88,7 @@ async def timeline(
     params: TimelineParams,
 ) -> tuple[list[TimelineEntry], str | None]:
     """A contact's or company's interactions, tickets and their comments, deals and their
-    moves, and survey responses, in time order (newest first unless sorted otherwise)."""
+    moves, orders and survey responses, in time order (newest first unless sorted otherwise)."""
     repository: Repository[Any] = (
         ContactRepository(session) if subject == "contact" else CompanyRepository(session)
     )

@@ -1,0 +1,271 @@
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_api.companies.repository import CompanyRepository
+from crm_api.contacts.repository import ContactRepository
+from crm_api.core.auth import Principal
+from crm_api.core.batch import BatchItemResult, upsert_each
+from crm_api.core.db import new_id
+from crm_api.core.errors import Conflict, InvalidInput
+from crm_api.core.patch import Changes, assign
+from crm_api.core.records import (
+    apply_fields,
+    bump_version,
+    ensure_external_id_free,
+    ensure_live_references,
+    get_by_external_id_or_404,
+    get_or_404,
+    list_records,
+    soft_delete,
+    upsert_by_external_id,
+)
+from crm_api.orders.models import Order, OrderLine
+from crm_api.orders.repository import ORDER_ID_SORT, ORDER_SORTS, OrderRepository
+from crm_api.orders.schemas import (
+    OrderCreate,
+    OrderFields,
+    OrderLineInput,
+    OrderListParams,
+    OrderRead,
+    OrderUpdate,
+    OrderUpsert,
+    OrderUpsertItem,
+)
+from crm_api.webhooks.events import emit
+
+# Where an order may go from each status, and the time each status stamps.
+TRANSITIONS = {
+    "pending": {"paid", "cancelled", "refunded"},
+    "paid": {"refunded", "cancelled"},
+    "refunded": set(),
+    "cancelled": set(),
+}
+STAMPS = {"paid": "paid_at", "refunded": "refunded_at", "cancelled": "cancelled_at"}
+MONEY = {"total": Decimal, "margin": lambda v: Decimal(v) if v is not None else None}
+
+
+class InvalidTransition(Conflict):
+    slug, title = "invalid-transition", "Not allowed in this status"
+
+
+def _announce(
+    session: AsyncSession, action: str, order: Order, changes: Changes | None = None
+) -> None:
+    emit(
+        session,
+        order.workspace_id,
+        f"order.{action}",
+        OrderRead.model_validate(order),
+        changes=changes,
+    )
+
+
+def _line_values(lines: Sequence[Any]) -> list[tuple[Any, ...]]:
+    return [(ln.sku, ln.name, Decimal(ln.quantity), Decimal(ln.unit_price)) for ln in lines]
+
+
+def _line_json(lines: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"sku": sku, "name": name, "quantity": str(q), "unit_price": str(p)}
+        for sku, name, q, p in _line_values(lines)
+    ]
+
+
+def _set_lines(order: Order, lines: Sequence[OrderLineInput], changes: Changes) -> None:
+    if _line_values(lines) == _line_values(order.lines):
+        return
+    old = _line_json(order.lines)
+    order.lines = [
+        OrderLine(
+            workspace_id=order.workspace_id,
+            order_id=order.id,
+            position=position,
+            sku=line.sku,
+            name=line.name,
+            quantity=Decimal(line.quantity),
+            unit_price=Decimal(line.unit_price),
+        )
+        for position, line in enumerate(lines)
+    ]
+    changes["lines"] = (old, _line_json(lines))
+
+
+def _set_status(order: Order, status: str, changes: Changes, now: datetime) -> None:
+    if status == order.status:
+        return
+    if status not in TRANSITIONS[order.status]:
+        allowed = sorted(TRANSITIONS[order.status])
+        raise InvalidTransition(
+            f"A {order.status} order cannot become {status}"
+            + (
+                f"; it may become {', '.join(allowed)}."
+                if allowed
+                else f": {order.status} is final."
+            ),
+            allowed=allowed,
+        )
+    assign(order, changes, "status", status)
+    if status in STAMPS:
+        assign(order, changes, STAMPS[status], now)
+
+
+async def _apply(
+    session: AsyncSession, principal: Principal, order: Order, data: OrderFields
+) -> Changes:
+    sent = data.model_fields_set
+    for field in ("contact_id", "status", "ordered_at", "currency", "total"):
+        if field in sent and getattr(data, field) is None:
+            raise InvalidInput(("body", field), f"An order always has its {field}.")
+
+    def changed(field: str) -> uuid.UUID | None:
+        value: uuid.UUID | None = getattr(data, field)
+        return value if value is not None and value != getattr(order, field) else None
+
+    await ensure_live_references(
+        principal.workspace_id,
+        [
+            ("contact_id", ContactRepository(session), "contact", changed("contact_id")),
+            ("company_id", CompanyRepository(session), "company", changed("company_id")),
+        ],
+    )
+    now = datetime.now(UTC)
+    changes = apply_fields(order, data, sent - {"status", "lines"}, MONEY)
+    if data.lines is not None:
+        _set_lines(order, data.lines, changes)
+        if "total" not in sent:
+            lines = _line_values(data.lines)
+            total = sum((quantity * price for _, _, quantity, price in lines), Decimal(0))
+            assign(order, changes, "total", total)
+    if data.status is not None:
+        _set_status(order, str(data.status), changes, now)
+    return changes
+
+
+async def _insert(
+    session: AsyncSession, principal: Principal, data: OrderFields, external_id: str | None
+) -> Order:
+    for field in ("contact_id", "currency"):
+        if getattr(data, field) is None:
+            raise InvalidInput(("body", field), f"`{field}` is required to create an order.")
+    if data.total is None and not data.lines:
+        raise InvalidInput(("body", "total"), "Send the order's total, or its lines.")
+    order = Order(
+        id=new_id(),
+        workspace_id=principal.workspace_id,
+        external_id=external_id,
+        status="pending",
+        ordered_at=datetime.now(UTC),
+        tags=[],
+        custom_fields={},
+        lines=[],
+    )
+    await _apply(session, principal, order, data)
+    OrderRepository(session).add(order)
+    await session.flush()
+    _announce(session, "created", order)
+    return order
+
+
+async def _change(
+    session: AsyncSession, principal: Principal, order: Order, data: OrderFields
+) -> Changes:
+    changes = await _apply(session, principal, order, data)
+    bump_version(order, changes)
+    await session.flush()
+    if changes:
+        _announce(session, "updated", order, changes)
+    return changes
+
+
+async def create_order(session: AsyncSession, principal: Principal, data: OrderCreate) -> Order:
+    await ensure_external_id_free(
+        OrderRepository(session), principal.workspace_id, data.external_id, "order"
+    )
+    return await _insert(session, principal, data, data.external_id)
+
+
+async def get_order(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Order:
+    return await get_or_404(OrderRepository(session), principal.workspace_id, id, "order")
+
+
+async def get_order_by_external_id(
+    session: AsyncSession, principal: Principal, external_id: str
+) -> Order:
+    return await get_by_external_id_or_404(
+        OrderRepository(session), principal.workspace_id, external_id, "order"
+    )
+
+
+async def list_orders(
+    session: AsyncSession, principal: Principal, params: OrderListParams
+) -> tuple[list[Order], str | None]:
+    repository = OrderRepository(session)
+    return await list_records(
+        repository,
+        principal.workspace_id,
+        params.model_copy(update={"sort": params.sort or "-ordered_at"}),
+        repository.list_filters(params),
+        ORDER_SORTS,
+        ORDER_ID_SORT,
+    )
+
+
+async def update_order(
+    session: AsyncSession,
+    principal: Principal,
+    id: uuid.UUID,
+    data: OrderUpdate,
+    if_match: str | None,
+) -> Order:
+    repository = OrderRepository(session)
+    order = await get_or_404(
+        repository, principal.workspace_id, id, "order", for_update=True, if_match=if_match
+    )
+    if "external_id" in data.model_fields_set and data.external_id != order.external_id:
+        await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "order")
+    await _change(session, principal, order, data)
+    return order
+
+
+async def upsert_order(
+    session: AsyncSession, principal: Principal, external_id: str, data: OrderUpsert
+) -> tuple[Order, bool, Changes]:
+    async def create() -> Order:
+        return await _insert(session, principal, data, external_id)
+
+    async def update(order: Order) -> Changes:
+        return await _change(session, principal, order, data)
+
+    return await upsert_by_external_id(
+        session, OrderRepository(session), principal.workspace_id, external_id, create, update
+    )
+
+
+async def batch_upsert_orders(
+    session: AsyncSession, principal: Principal, items: Sequence[OrderUpsertItem]
+) -> list[BatchItemResult]:
+    async def upsert(item: OrderUpsertItem) -> tuple[Order, bool, Changes]:
+        return await upsert_order(session, principal, item.external_id, item)
+
+    return await upsert_each(session, "/v1/orders/batch/upsert", enumerate(items), upsert)
+
+
+async def delete_order(
+    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
+) -> None:
+    order = await get_or_404(
+        OrderRepository(session),
+        principal.workspace_id,
+        id,
+        "order",
+        for_update=True,
+        if_match=if_match,
+    )
+    soft_delete(order)
+    await session.flush()
+    _announce(session, "deleted", order)
