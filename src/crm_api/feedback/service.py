@@ -1,36 +1,28 @@
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
-from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     apply_fields,
     bump_version,
-    ensure_external_id_free,
     ensure_live_references,
     get_by_external_id_or_404,
     get_or_404,
     list_records,
-    soft_delete,
-    upsert_by_external_id,
 )
+from crm_api.core.writes import RecordWrites
 from crm_api.feedback.models import Feedback
 from crm_api.feedback.repository import FEEDBACK_ID_SORT, FEEDBACK_SORTS, FeedbackRepository
 from crm_api.feedback.schemas import (
-    FeedbackCreate,
     FeedbackFields,
     FeedbackListParams,
     FeedbackRead,
-    FeedbackUpdate,
-    FeedbackUpsert,
-    FeedbackUpsertItem,
     score_problem,
 )
 from crm_api.tickets.repository import TicketRepository
@@ -129,15 +121,6 @@ async def _change(
     return changes
 
 
-async def create_feedback(
-    session: AsyncSession, principal: Principal, data: FeedbackCreate
-) -> Feedback:
-    await ensure_external_id_free(
-        FeedbackRepository(session), principal.workspace_id, data.external_id, "response"
-    )
-    return await _insert(session, principal, data, data.external_id)
-
-
 async def get_feedback(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Feedback:
     return await get_or_404(FeedbackRepository(session), principal.workspace_id, id, "response")
 
@@ -164,60 +147,18 @@ async def list_feedback(
     )
 
 
-async def update_feedback(
-    session: AsyncSession,
-    principal: Principal,
-    id: uuid.UUID,
-    data: FeedbackUpdate,
-    if_match: str | None,
-) -> Feedback:
-    repository = FeedbackRepository(session)
-    feedback = await get_or_404(
-        repository, principal.workspace_id, id, "response", for_update=True, if_match=if_match
-    )
-    if "external_id" in data.model_fields_set and data.external_id != feedback.external_id:
-        await ensure_external_id_free(
-            repository, principal.workspace_id, data.external_id, "response"
-        )
-    await _change(session, principal, feedback, data)
-    return feedback
-
-
-async def upsert_feedback(
-    session: AsyncSession, principal: Principal, external_id: str, data: FeedbackUpsert
-) -> tuple[Feedback, bool, Changes]:
-    async def create() -> Feedback:
-        return await _insert(session, principal, data, external_id)
-
-    async def update(feedback: Feedback) -> Changes:
-        return await _change(session, principal, feedback, data)
-
-    return await upsert_by_external_id(
-        session, FeedbackRepository(session), principal.workspace_id, external_id, create, update
-    )
-
-
-async def batch_upsert_feedback(
-    session: AsyncSession, principal: Principal, items: Sequence[FeedbackUpsertItem]
-) -> list[BatchItemResult]:
-    async def upsert(item: FeedbackUpsertItem) -> tuple[Feedback, bool, Changes]:
-        return await upsert_feedback(session, principal, item.external_id, item)
-
-    return await upsert_each(session, "/v1/feedback/batch/upsert", enumerate(items), upsert)
+WRITES = RecordWrites(
+    FeedbackRepository, "response", "/v1/feedback/batch/upsert", _insert, _change, _announce
+)
+create_feedback = WRITES.create
+update_feedback = WRITES.update
+upsert_feedback = WRITES.upsert
+batch_upsert_feedback = WRITES.batch_upsert
 
 
 async def delete_feedback(
     session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
 ) -> None:
-    feedback = await get_or_404(
-        FeedbackRepository(session),
-        principal.workspace_id,
-        id,
-        "response",
-        for_update=True,
-        if_match=if_match,
-    )
-    soft_delete(feedback)
-    await session.flush()
-    _announce(session, "deleted", feedback)
+    """A deleted CSAT answer leaves its ticket showing the one before it, if any."""
+    feedback = await WRITES.delete(session, principal, id, if_match)
     await _show_on_tickets(session, feedback, None)

@@ -1,5 +1,4 @@
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -7,21 +6,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
-from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     apply_fields,
     bump_version,
-    ensure_external_id_free,
     ensure_live_references,
     get_by_external_id_or_404,
     get_or_404,
     list_records,
-    soft_delete,
-    upsert_by_external_id,
 )
+from crm_api.core.writes import RecordWrites
 from crm_api.deals.repository import DealRepository
 from crm_api.interactions.models import Interaction
 from crm_api.interactions.repository import (
@@ -30,13 +26,9 @@ from crm_api.interactions.repository import (
     InteractionRepository,
 )
 from crm_api.interactions.schemas import (
-    InteractionCreate,
     InteractionFields,
     InteractionListParams,
     InteractionRead,
-    InteractionUpdate,
-    InteractionUpsert,
-    InteractionUpsertItem,
 )
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
@@ -112,15 +104,6 @@ async def _change(
     return changes
 
 
-async def create_interaction(
-    session: AsyncSession, principal: Principal, data: InteractionCreate
-) -> Interaction:
-    await ensure_external_id_free(
-        InteractionRepository(session), principal.workspace_id, data.external_id, "interaction"
-    )
-    return await _insert(session, principal, data, data.external_id)
-
-
 async def get_interaction(
     session: AsyncSession, principal: Principal, id: uuid.UUID
 ) -> Interaction:
@@ -151,59 +134,16 @@ async def list_interactions(
     )
 
 
-async def update_interaction(
-    session: AsyncSession,
-    principal: Principal,
-    id: uuid.UUID,
-    data: InteractionUpdate,
-    if_match: str | None,
-) -> Interaction:
-    repository = InteractionRepository(session)
-    interaction = await get_or_404(
-        repository, principal.workspace_id, id, "interaction", for_update=True, if_match=if_match
-    )
-    if "external_id" in data.model_fields_set and data.external_id != interaction.external_id:
-        await ensure_external_id_free(
-            repository, principal.workspace_id, data.external_id, "interaction"
-        )
-    await _change(session, principal, interaction, data)
-    return interaction
-
-
-async def upsert_interaction(
-    session: AsyncSession, principal: Principal, external_id: str, data: InteractionUpsert
-) -> tuple[Interaction, bool, Changes]:
-    async def create() -> Interaction:
-        return await _insert(session, principal, data, external_id)
-
-    async def update(interaction: Interaction) -> Changes:
-        return await _change(session, principal, interaction, data)
-
-    return await upsert_by_external_id(
-        session, InteractionRepository(session), principal.workspace_id, external_id, create, update
-    )
-
-
-async def batch_upsert_interactions(
-    session: AsyncSession, principal: Principal, items: Sequence[InteractionUpsertItem]
-) -> list[BatchItemResult]:
-    async def upsert(item: InteractionUpsertItem) -> tuple[Interaction, bool, Changes]:
-        return await upsert_interaction(session, principal, item.external_id, item)
-
-    return await upsert_each(session, "/v1/interactions/batch/upsert", enumerate(items), upsert)
-
-
-async def delete_interaction(
-    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
-) -> None:
-    interaction = await get_or_404(
-        InteractionRepository(session),
-        principal.workspace_id,
-        id,
-        "interaction",
-        for_update=True,
-        if_match=if_match,
-    )
-    soft_delete(interaction)
-    await session.flush()
-    _announce(session, "deleted", interaction)
+WRITES = RecordWrites(
+    InteractionRepository,
+    "interaction",
+    "/v1/interactions/batch/upsert",
+    _insert,
+    _change,
+    _announce,
+)
+create_interaction = WRITES.create
+update_interaction = WRITES.update
+upsert_interaction = WRITES.upsert
+batch_upsert_interactions = WRITES.batch_upsert
+delete_interaction = WRITES.delete

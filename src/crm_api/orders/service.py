@@ -9,32 +9,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
-from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import (
     apply_fields,
     bump_version,
-    ensure_external_id_free,
     ensure_live_references,
     get_by_external_id_or_404,
     get_or_404,
     list_records,
-    soft_delete,
-    upsert_by_external_id,
 )
+from crm_api.core.writes import RecordWrites
 from crm_api.orders.models import Order, OrderLine
 from crm_api.orders.repository import ORDER_ID_SORT, ORDER_SORTS, OrderRepository
 from crm_api.orders.schemas import (
-    OrderCreate,
     OrderFields,
     OrderLineInput,
     OrderListParams,
     OrderRead,
-    OrderUpdate,
-    OrderUpsert,
-    OrderUpsertItem,
 )
 from crm_api.webhooks.events import emit
 
@@ -182,13 +175,6 @@ async def _change(
     return changes
 
 
-async def create_order(session: AsyncSession, principal: Principal, data: OrderCreate) -> Order:
-    await ensure_external_id_free(
-        OrderRepository(session), principal.workspace_id, data.external_id, "order"
-    )
-    return await _insert(session, principal, data, data.external_id)
-
-
 async def get_order(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Order:
     return await get_or_404(OrderRepository(session), principal.workspace_id, id, "order")
 
@@ -215,57 +201,11 @@ async def list_orders(
     )
 
 
-async def update_order(
-    session: AsyncSession,
-    principal: Principal,
-    id: uuid.UUID,
-    data: OrderUpdate,
-    if_match: str | None,
-) -> Order:
-    repository = OrderRepository(session)
-    order = await get_or_404(
-        repository, principal.workspace_id, id, "order", for_update=True, if_match=if_match
-    )
-    if "external_id" in data.model_fields_set and data.external_id != order.external_id:
-        await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "order")
-    await _change(session, principal, order, data)
-    return order
-
-
-async def upsert_order(
-    session: AsyncSession, principal: Principal, external_id: str, data: OrderUpsert
-) -> tuple[Order, bool, Changes]:
-    async def create() -> Order:
-        return await _insert(session, principal, data, external_id)
-
-    async def update(order: Order) -> Changes:
-        return await _change(session, principal, order, data)
-
-    return await upsert_by_external_id(
-        session, OrderRepository(session), principal.workspace_id, external_id, create, update
-    )
-
-
-async def batch_upsert_orders(
-    session: AsyncSession, principal: Principal, items: Sequence[OrderUpsertItem]
-) -> list[BatchItemResult]:
-    async def upsert(item: OrderUpsertItem) -> tuple[Order, bool, Changes]:
-        return await upsert_order(session, principal, item.external_id, item)
-
-    return await upsert_each(session, "/v1/orders/batch/upsert", enumerate(items), upsert)
-
-
-async def delete_order(
-    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
-) -> None:
-    order = await get_or_404(
-        OrderRepository(session),
-        principal.workspace_id,
-        id,
-        "order",
-        for_update=True,
-        if_match=if_match,
-    )
-    soft_delete(order)
-    await session.flush()
-    _announce(session, "deleted", order)
+WRITES = RecordWrites(
+    OrderRepository, "order", "/v1/orders/batch/upsert", _insert, _change, _announce
+)
+create_order = WRITES.create
+update_order = WRITES.update
+upsert_order = WRITES.upsert
+batch_upsert_orders = WRITES.batch_upsert
+delete_order = WRITES.delete
