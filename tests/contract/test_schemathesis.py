@@ -99,13 +99,23 @@ def test_every_operation(case: Case, live_server: LiveServer) -> None:
     _statuses.setdefault(case.operation.label, []).append(response.status_code)
 
 
+# Creates whose body must name an existing contact: generated ids name none, so these reach
+# the service when they come back 422 (auth has passed by then: a bad key is refused first).
+NEEDS_A_CONTACT = {"POST /v1/tickets", "POST /v1/feedback", "POST /v1/orders"}
+
+
 def test_every_operation_succeeded_at_least_once() -> None:
     """Guards the run above: with a broken key every case would be a 401, which the checks
     accept, and it would prove nothing. Operations on one existing record only meet random
     ids there (404); the stateful run reaches them through the links."""
     assert len(_statuses) == len(list(schema.get_all_operations()))
     reachable = [op.ok() for op in schema.get_all_operations() if not op.ok().path_parameters]
-    never = [op.label for op in reachable if not any(s < 300 for s in _statuses[op.label])]
+
+    def reached(label: str) -> bool:
+        seen = _statuses[label]
+        return any(s < 300 for s in seen) or (label in NEEDS_A_CONTACT and 422 in seen)
+
+    never = [op.label for op in reachable if not reached(op.label)]
     assert not never, {label: sorted(set(_statuses[label])) for label in never}
 
 
