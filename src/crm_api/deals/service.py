@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
-from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
 from crm_api.core.etag import check_if_match
@@ -25,8 +24,8 @@ from crm_api.core.records import (
     list_records,
     relink,
     soft_delete,
-    upsert_by_external_id,
 )
+from crm_api.core.writes import RecordWrites
 from crm_api.deals.models import CLOSED_KINDS, Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.deals.repository import (
     DEAL_ID_SORT,
@@ -41,13 +40,9 @@ from crm_api.deals.repository import (
     StageRepository,
 )
 from crm_api.deals.schemas import (
-    DealCreate,
     DealFields,
     DealListParams,
     DealRead,
-    DealUpdate,
-    DealUpsert,
-    DealUpsertItem,
     Forecast,
     ForecastParams,
     ForecastRow,
@@ -346,9 +341,10 @@ async def reorder_stages(
 
 
 def _announce_deal(
-    session: AsyncSession, type: str, deal: Deal, changes: Changes | None = None
+    session: AsyncSession, action: str, deal: Deal, changes: Changes | None = None
 ) -> None:
-    emit(session, deal.workspace_id, type, DealRead.model_validate(deal), changes=changes)
+    data = DealRead.model_validate(deal)
+    emit(session, deal.workspace_id, f"deal.{action}", data, changes=changes)
 
 
 async def _target_stage(
@@ -483,14 +479,16 @@ MOVE_FIELDS = ("pipeline_id", "stage_id", "status", "stage_entered_at", "closed_
 
 def _announce_move(session: AsyncSession, deal: Deal, changes: Changes) -> None:
     moved = {field: changes[field] for field in MOVE_FIELDS if field in changes}
-    _announce_deal(session, "deal.stage_changed", deal, moved)
+    _announce_deal(session, "stage_changed", deal, moved)
     if deal.status in CLOSED_KINDS:
-        _announce_deal(session, f"deal.{deal.status}", deal, moved)
+        _announce_deal(session, deal.status, deal, moved)
 
 
 async def _insert(
     session: AsyncSession, principal: Principal, data: DealFields, external_id: str | None
 ) -> Deal:
+    if getattr(data, "name", None) is None:
+        raise InvalidInput(("body", "name"), "`name` is required to create a deal.")
     now = datetime.now(UTC)
     stage = await _target_stage(session, principal, None, data)
     assert stage is not None
@@ -516,15 +514,8 @@ async def _insert(
     await session.flush()
     DealStageChangeRepository(session).add_all([_history(principal, deal, {}, now)])
     await session.flush()
-    _announce_deal(session, "deal.created", deal)
+    _announce_deal(session, "created", deal)
     return deal
-
-
-async def create_deal(session: AsyncSession, principal: Principal, data: DealCreate) -> Deal:
-    await ensure_external_id_free(
-        DealRepository(session), principal.workspace_id, data.external_id, "deal"
-    )
-    return await _insert(session, principal, data, data.external_id)
 
 
 async def _change(
@@ -539,52 +530,20 @@ async def _change(
         DealStageChangeRepository(session).add_all([_history(principal, deal, changes, now)])
     await session.flush()
     if changes:
-        _announce_deal(session, "deal.updated", deal, changes)
+        _announce_deal(session, "updated", deal, changes)
     if moved:
         _announce_move(session, deal, changes)
     return changes
 
 
-async def update_deal(
-    session: AsyncSession,
-    principal: Principal,
-    id: uuid.UUID,
-    data: DealUpdate,
-    if_match: str | None,
-) -> Deal:
-    repository = DealRepository(session)
-    deal = await get_or_404(
-        repository, principal.workspace_id, id, "deal", for_update=True, if_match=if_match
-    )
-    if "external_id" in data.model_fields_set and data.external_id != deal.external_id:
-        await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "deal")
-    await _change(session, principal, deal, data)
-    return deal
-
-
-async def upsert_deal(
-    session: AsyncSession, principal: Principal, external_id: str, data: DealUpsert
-) -> tuple[Deal, bool, Changes]:
-    async def create() -> Deal:
-        if data.name is None:
-            raise InvalidInput(("body", "name"), "`name` is required to create a deal.")
-        return await _insert(session, principal, data, external_id)
-
-    async def update(deal: Deal) -> Changes:
-        return await _change(session, principal, deal, data)
-
-    return await upsert_by_external_id(
-        session, DealRepository(session), principal.workspace_id, external_id, create, update
-    )
-
-
-async def batch_upsert_deals(
-    session: AsyncSession, principal: Principal, items: Sequence[DealUpsertItem]
-) -> list[BatchItemResult]:
-    async def upsert(item: DealUpsertItem) -> tuple[Deal, bool, Changes]:
-        return await upsert_deal(session, principal, item.external_id, item)
-
-    return await upsert_each(session, "/v1/deals/batch/upsert", enumerate(items), upsert)
+WRITES = RecordWrites(
+    DealRepository, "deal", "/v1/deals/batch/upsert", _insert, _change, _announce_deal
+)
+create_deal = WRITES.create
+update_deal = WRITES.update
+upsert_deal = WRITES.upsert
+batch_upsert_deals = WRITES.batch_upsert
+delete_deal = WRITES.delete
 
 
 async def get_deal(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Deal:
@@ -631,22 +590,6 @@ async def list_company_deals(
     return await list_deals(session, principal, scoped)
 
 
-async def delete_deal(
-    session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
-) -> None:
-    deal = await get_or_404(
-        DealRepository(session),
-        principal.workspace_id,
-        id,
-        "deal",
-        for_update=True,
-        if_match=if_match,
-    )
-    soft_delete(deal)
-    await session.flush()
-    _announce_deal(session, "deal.deleted", deal)
-
-
 async def list_stage_history(
     session: AsyncSession, principal: Principal, deal_id: uuid.UUID, params: StageHistoryParams
 ) -> tuple[list[DealStageChange], str | None]:
@@ -682,7 +625,7 @@ async def _unlink_deleted_company(
     session: AsyncSession, workspace_id: uuid.UUID, company_id: uuid.UUID
 ) -> None:
     for deal in await DealRepository(session).unlink_company(workspace_id, company_id):
-        _announce_deal(session, "deal.updated", deal, {"company_id": (company_id, None)})
+        _announce_deal(session, "updated", deal, {"company_id": (company_id, None)})
 
 
 @on_delete("contact")
@@ -691,4 +634,4 @@ async def _drop_deleted_contact(
 ) -> None:
     for deal in await DealRepository(session).remove_contact(workspace_id, contact_id):
         old = sorted([*deal.contact_ids, contact_id])
-        _announce_deal(session, "deal.updated", deal, {"contact_ids": (old, deal.contact_ids)})
+        _announce_deal(session, "updated", deal, {"contact_ids": (old, deal.contact_ids)})
