@@ -176,3 +176,20 @@ class TestInteractionAuth:
             headers=tenant.headers,
         )
         assert_problem(response, 422, loc=["body", "contact_id"])
+
+
+async def test_what_an_interaction_always_has_cannot_be_cleared(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    contact = await create_contact(client, tenant)
+    call = await record(client, tenant, contact_id=contact["id"])
+    url = f"/v1/interactions/{call['id']}"
+    for field in ("channel", "occurred_at"):
+        response = await client.patch(url, json={field: None}, headers=tenant.headers)
+        assert_problem(response, 422, loc=["body", field])
+    response = await client.put(
+        "/v1/interactions/external/NEW", json={"contact_id": contact["id"]}, headers=tenant.headers
+    )
+    assert_problem(response, 422, loc=["body", "channel"])
+    got = await client.get(url, headers=tenant.headers)
+    assert got.json()["version"] == 1

@@ -229,3 +229,26 @@ class TestOrderAuth:
             response = await client.request(method, url, json=body, headers=tenant.headers)
             assert_problem(response, 404)
         assert_problem(await client.get("/v1/orders/external/X", headers=tenant.headers), 404)
+
+
+class TestChangeAndDelete:
+    async def test_if_match_nulls_and_delete(
+        self, client: AsyncClient, tenant: Tenant, contact: dict[str, Any]
+    ) -> None:
+        order = await place(client, tenant, contact_id=contact["id"], external_id="SAP-D")
+        url = f"/v1/orders/{order['id']}"
+        stale = {**tenant.headers, "If-Match": '"5"'}
+        assert_problem(await client.patch(url, json={"status": "paid"}, headers=stale), 412)
+        for field in ("status", "currency", "total", "contact_id", "ordered_at"):
+            response = await client.patch(url, json={field: None}, headers=tenant.headers)
+            assert_problem(response, 422, loc=["body", field])
+        got = await client.get(url, headers=tenant.headers)
+        assert (got.json()["version"], got.json()["status"]) == (1, "pending")
+        current = {**tenant.headers, "If-Match": '"1"'}
+        assert (await client.delete(url, headers=current)).status_code == 204
+        assert_problem(await client.get(url, headers=tenant.headers), 404)
+        assert_problem(await client.get("/v1/orders/external/SAP-D", headers=tenant.headers), 404)
+        assert await event_types(client, tenant, order["id"]) == ["order.created", "order.deleted"]
+        # Its external id is free again.
+        again = await place(client, tenant, contact_id=contact["id"], external_id="SAP-D")
+        assert again["id"] != order["id"]

@@ -535,3 +535,22 @@ class TestTicketAuth:
         mine = {"subject": "S", "contact_id": contact["id"], "sla_policy_id": policy["id"]}
         response = await client.post("/v1/tickets", json=mine, headers=tenant.headers)
         assert_problem(response, 422, loc=["body", "sla_policy_id"])
+
+
+class TestDeleteTicket:
+    async def test_if_match_then_gone(
+        self, client: AsyncClient, tenant: Tenant, contact: dict[str, Any]
+    ) -> None:
+        ticket = await create_ticket(client, tenant, contact["id"], external_id="ZD-DEL")
+        url = f"/v1/tickets/{ticket['id']}"
+        stale = {**tenant.headers, "If-Match": '"3"'}
+        assert_problem(await client.delete(url, headers=stale), 412)
+        assert_problem(await client.patch(url, json={"status": "open"}, headers=stale), 412)
+        assert (await client.delete(url, headers=tenant.headers)).status_code == 204
+        assert_problem(await client.get(url, headers=tenant.headers), 404)
+        assert_problem(await client.get(f"{url}/comments", headers=tenant.headers), 404)
+        assert_problem(await client.get("/v1/tickets/external/ZD-DEL", headers=tenant.headers), 404)
+        assert await event_types(client, tenant, ticket["id"]) == [
+            "ticket.created",
+            "ticket.deleted",
+        ]
