@@ -22,6 +22,7 @@ from crm_api.core.openapi import finish_openapi
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
 from crm_api.feedback.router import router as feedback_router
+from crm_api.imports.router import router as imports_router
 from crm_api.interactions.router import router as interactions_router
 from crm_api.orders.router import router as orders_router
 from crm_api.settings import Settings, get_settings
@@ -50,6 +51,7 @@ V1_ROUTERS = (
     feedback_router,
     orders_router,
     timeline_router,
+    imports_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,
@@ -127,7 +129,11 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     )
     install_problem_handlers(app)
     finish_openapi(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        exceptions={"/v1/imports": settings.import_max_bytes},
+    )
 
     v1 = APIRouter(prefix="/v1")
     for router in V1_ROUTERS:

@@ -6,6 +6,7 @@ from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.feedback.models import Feedback
+from crm_api.imports.models import Import, ImportChunk, ImportRowError
 from crm_api.interactions.models import Interaction
 from crm_api.orders.models import Order, OrderLine
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
@@ -33,6 +34,9 @@ __all__ = [
     "EventCounter",
     "Feedback",
     "IdempotencyRecord",
+    "Import",
+    "ImportChunk",
+    "ImportRowError",
     "Interaction",
     "Order",
     "OrderLine",

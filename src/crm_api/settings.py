@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1024 * 1024
+    import_max_bytes: int = Field(
+        default=512 * 1024 * 1024, description="Largest file POST /v1/imports takes."
+    )
+    import_scan_seconds: float = Field(
+        default=1, gt=0, description="How often a worker looks for imports to apply."
+    )
     idempotency_ttl_hours: int = 24
     public_base_url: str | None = Field(
         default=None, description="Base URL used in Link/Location headers; default: the request's."

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from crm_api.core.periodic import PeriodicTask
+from crm_api.imports.service import run_waiting_imports
 from crm_api.settings import Settings
 from crm_api.tickets.service import announce_due_breaches
 
@@ -11,5 +12,8 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
     return [
         PeriodicTask(
             "sla breaches", timedelta(seconds=settings.sla_scan_seconds), announce_due_breaches
+        ),
+        PeriodicTask(
+            "imports", timedelta(seconds=settings.import_scan_seconds), run_waiting_imports
         ),
     ]

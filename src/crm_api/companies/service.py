@@ -1,11 +1,11 @@
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.models import Company
 from crm_api.companies.repository import COMPANY_ID_SORT, COMPANY_SORTS, CompanyRepository
 from crm_api.companies.schemas import (
-    CompanyCreate,
     CompanyFields,
     CompanyListParams,
     CompanyRead,
@@ -23,13 +23,11 @@ from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
     apply_fields,
     bump_version,
-    ensure_external_id_free,
     get_by_external_id_or_404,
     get_or_404,
     list_records,
-    soft_delete,
-    upsert_by_external_id,
 )
+from crm_api.core.writes import RecordWrites, RowOutcome
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 
@@ -50,12 +48,6 @@ def _announce(
     emit(session, company.workspace_id, f"company.{action}", data, changes=changes)
 
 
-def _new_company(data: CompanyFields, principal: Principal) -> Company:
-    company = Company(id=new_id(), workspace_id=principal.workspace_id)
-    _apply(company, data, principal)
-    return company
-
-
 async def _check_owner(
     session: AsyncSession, principal: Principal, data: CompanyFields, company: Company | None = None
 ) -> None:
@@ -64,17 +56,44 @@ async def _check_owner(
         await ensure_assignable_owners(session, principal, [data.owner_id])
 
 
-async def create_company(
-    session: AsyncSession, principal: Principal, data: CompanyCreate
+async def _insert(
+    session: AsyncSession, principal: Principal, data: CompanyFields, external_id: str | None
 ) -> Company:
-    repository = CompanyRepository(session)
-    await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "company")
+    if getattr(data, "name", None) is None:
+        raise InvalidInput(("body", "name"), "`name` is required to create a company.")
     await _check_owner(session, principal, data)
-    company = _new_company(data, principal)
-    repository.add(company)
+    company = Company(id=new_id(), workspace_id=principal.workspace_id, external_id=external_id)
+    _apply(company, data, principal)
+    CompanyRepository(session).add(company)
     await session.flush()
     _announce(session, "created", company)
     return company
+
+
+async def _change(
+    session: AsyncSession, principal: Principal, company: Company, data: CompanyFields
+) -> Changes:
+    await _check_owner(session, principal, data, company)
+    changes = _apply(company, data, principal)
+    bump_version(company, changes)
+    await session.flush()
+    if changes:
+        _announce(session, "updated", company, changes)
+    return changes
+
+
+WRITES = RecordWrites(
+    CompanyRepository, "company", "/v1/companies/batch/upsert", _insert, _change, _announce
+)
+create_company = WRITES.create
+update_company = WRITES.update
+
+
+async def upsert_company(
+    session: AsyncSession, principal: Principal, external_id: str, data: CompanyUpsert
+) -> tuple[Company, bool]:
+    company, created, _ = await WRITES.upsert(session, principal, external_id, data)
+    return company, created
 
 
 async def get_company(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Company:
@@ -99,77 +118,22 @@ async def list_companies(
     )
 
 
-async def update_company(
-    session: AsyncSession,
-    principal: Principal,
-    id: uuid.UUID,
-    data: CompanyUpdate,
-    if_match: str | None,
-) -> Company:
-    repository = CompanyRepository(session)
-    company = await get_or_404(
-        repository, principal.workspace_id, id, "company", for_update=True, if_match=if_match
-    )
-    if "external_id" in data.model_fields_set and data.external_id != company.external_id:
-        await ensure_external_id_free(
-            repository, principal.workspace_id, data.external_id, "company"
-        )
-    await _check_owner(session, principal, data, company)
-    changes = _apply(company, data, principal)
-    bump_version(company, changes)
-    await session.flush()
-    if changes:
-        _announce(session, "updated", company, changes)
-    return company
-
-
-async def upsert_company(
-    session: AsyncSession, principal: Principal, external_id: str, data: CompanyUpsert
-) -> tuple[Company, bool]:
-    await _check_owner(session, principal, data)
-
-    async def create() -> Company:
-        if data.name is None:
-            raise InvalidInput(("body", "name"), "`name` is required to create a company.")
-        company = _new_company(data, principal)
-        company.external_id = external_id
-        CompanyRepository(session).add(company)
-        return company
-
-    async def update(company: Company) -> Changes:
-        changes = _apply(company, data, principal)
-        bump_version(company, changes)
-        return changes
-
-    company, created, changes = await upsert_by_external_id(
-        session, CompanyRepository(session), principal.workspace_id, external_id, create, update
-    )
-    await session.flush()
-    if created:
-        _announce(session, "created", company)
-    elif changes:
-        _announce(session, "updated", company, changes)
-    return company, created
-
-
 async def delete_company(
     session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
 ) -> None:
-    company = await get_or_404(
-        CompanyRepository(session),
-        principal.workspace_id,
-        id,
-        "company",
-        for_update=True,
-        if_match=if_match,
-    )
-    soft_delete(company)
+    company = await WRITES.delete(session, principal, id, if_match)
     # Its contacts stay, no longer linked to a company that is gone.
     detached = await ContactRepository(session).detach_from_company(
         principal.workspace_id, company.id
     )
-    await session.flush()
-    _announce(session, "deleted", company)
     for contact in detached:
         announce_contact(session, "updated", contact, {"company_id": (company.id, None)})
     await deleted(session, "company", principal.workspace_id, company.id)
+
+
+async def import_companies(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, CompanyUpdate]]
+) -> dict[int, RowOutcome]:
+    """Apply import rows: each updates the company it names by external_id, else by domain, or
+    creates one."""
+    return await WRITES.import_rows(session, principal, rows, ["domain"])

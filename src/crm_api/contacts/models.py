@@ -70,6 +70,8 @@ class Contact(RecordMixin, Base):
         Index(
             "ix_contacts_workspace_id_owner_id", "workspace_id", "owner_id", postgresql_where=LIVE
         ),
+        # Imports match rows by phone; duplicates are found by it.
+        Index("ix_contacts_workspace_id_phone", "workspace_id", "phone", postgresql_where=LIVE),
         Index(
             "ix_contacts_workspace_id_lifecycle_stage_created_at",
             "workspace_id",

@@ -98,3 +98,22 @@ class ContactRepository(Repository[Contact]):
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return list(result.scalars())
+
+    async def by_emails(
+        self, workspace_id: uuid.UUID, emails: Sequence[str]
+    ) -> dict[str, list[Contact]]:
+        """The live contact holding each address (primary or additional), locked for update."""
+        if not emails:
+            return {}
+        statement = (
+            self.scoped(workspace_id)
+            .add_columns(ContactEmail.email)
+            .join(
+                ContactEmail,
+                (ContactEmail.workspace_id == Contact.workspace_id)
+                & (ContactEmail.contact_id == Contact.id),
+            )
+            .where(ContactEmail.email.in_(emails))
+            .with_for_update(of=Contact)
+        )
+        return {email: [contact] for contact, email in await self.session.execute(statement)}

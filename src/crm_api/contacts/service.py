@@ -2,6 +2,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +44,16 @@ from crm_api.core.records import (
     list_records,
     soft_delete,
     upsert_by_external_id,
+)
+from crm_api.core.writes import (
+    KeyOf,
+    Lookup,
+    RowOutcome,
+    RowsOverlap,
+    Written,
+    match_rows,
+    repeats_a_key,
+    write_rows,
 )
 from crm_api.users.repository import UserRepository
 from crm_api.users.service import ensure_assignable_owners
@@ -318,6 +329,28 @@ async def batch_upsert_contacts(
     return [results[i] for i in range(len(items))]
 
 
+async def _reference_errors(
+    session: AsyncSession, principal: Principal, items: Sequence[tuple[int, ContactFields]]
+) -> dict[int, ProblemError]:
+    """Items naming a company that is gone or an owner who is not an active user, checked for
+    all items in two queries."""
+    company_ids = [item.company_id for _, item in items if item.company_id is not None]
+    live_companies = await CompanyRepository(session).live_ids(principal.workspace_id, company_ids)
+    owner_ids = [item.owner_id for _, item in items if item.owner_id is not None]
+    active_owners = await UserRepository(session).active_ids(principal.workspace_id, owner_ids)
+    errors: dict[int, ProblemError] = {}
+    for index, item in items:
+        if item.company_id is not None and item.company_id not in live_companies:
+            errors[index] = InvalidInput(
+                ("body", "company_id"), f"No company with id {item.company_id}."
+            )
+        elif item.owner_id is not None and item.owner_id not in active_owners:
+            errors[index] = InvalidInput(
+                ("body", "owner_id"), f"No active user with id {item.owner_id}."
+            )
+    return errors
+
+
 async def _prevalidate(
     session: AsyncSession,
     principal: Principal,
@@ -325,20 +358,11 @@ async def _prevalidate(
     results: dict[int, BatchItemResult],
 ) -> list[tuple[int, ContactUpsertItem]]:
     seen: set[str] = set()
-    company_ids = [item.company_id for item in items if item.company_id is not None]
-    live_companies = await CompanyRepository(session).live_ids(principal.workspace_id, company_ids)
-    owner_ids = [item.owner_id for item in items if item.owner_id is not None]
-    active_owners = await UserRepository(session).active_ids(principal.workspace_id, owner_ids)
+    invalid = await _reference_errors(session, principal, list(enumerate(items)))
     valid = []
     for index, item in enumerate(items):
-        if item.external_id in seen:
-            error = repeated_external_id()
-            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
-        elif item.company_id is not None and item.company_id not in live_companies:
-            error = InvalidInput(("body", "company_id"), f"No company with id {item.company_id}.")
-            results[index] = item_error(BATCH_PATH, index, item.external_id, error)
-        elif item.owner_id is not None and item.owner_id not in active_owners:
-            error = InvalidInput(("body", "owner_id"), f"No active user with id {item.owner_id}.")
+        error = repeated_external_id() if item.external_id in seen else invalid.get(index)
+        if error is not None:
             results[index] = item_error(BATCH_PATH, index, item.external_id, error)
         else:
             valid.append((index, item))
@@ -378,3 +402,83 @@ async def get_contact_by_external_id(
     return await get_by_external_id_or_404(
         ContactRepository(session), principal.workspace_id, external_id, "contact"
     )
+
+
+def _match_keys(session: AsyncSession, principal: Principal) -> list[tuple[str, KeyOf, Lookup]]:
+    """How an import row names its contact: by external_id, else by email, else by phone."""
+    repository = ContactRepository(session)
+    workspace_id = principal.workspace_id
+
+    def phone_of(data: ContactUpdate) -> str | None:
+        if not data.phone:
+            return None
+        try:
+            return normalize_phone(data.phone, principal.default_country, ("body", "phone"))
+        except ProblemError:
+            return None  # not a key; the row is rejected when applied
+
+    async def by_external_id(values: Sequence[str]) -> dict[str, list[Contact]]:
+        return await repository.holding(workspace_id, "external_id", values)
+
+    async def by_email(values: Sequence[str]) -> dict[str, list[Contact]]:
+        return await repository.by_emails(workspace_id, values)
+
+    async def by_phone(values: Sequence[str]) -> dict[str, list[Contact]]:
+        return await repository.holding(workspace_id, "phone", values)
+
+    return [
+        ("external_id", attrgetter("external_id"), by_external_id),
+        ("email", attrgetter("email"), by_email),
+        ("phone", phone_of, by_phone),
+    ]
+
+
+async def import_contacts(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, ContactUpdate]]
+) -> dict[int, RowOutcome]:
+    """Apply import rows: each updates the contact it names (see _match_rows) with the fields it
+    has, or creates one. All rows in a few statements while nothing conflicts."""
+
+    keys = _match_keys(session, principal)
+
+    async def write_all(rows: Sequence[tuple[int, ContactUpdate]]) -> dict[int, RowOutcome]:
+        if repeats_a_key(rows, keys):
+            raise RowsOverlap()
+        outcomes: dict[int, RowOutcome] = {}
+        outcomes.update(await _reference_errors(session, principal, rows))
+        matched = await match_rows(rows, keys, "contact")
+        created: list[tuple[int, Contact]] = []
+        changed: list[tuple[int, Contact, Changes]] = []
+        for index, data in rows:
+            if index in outcomes:
+                continue
+            match = matched.get(index)
+            try:
+                if isinstance(match, ProblemError):
+                    raise match
+                if match is None:
+                    created.append((index, _new_contact(data, principal, data.external_id)))
+                else:
+                    changed.append((index, match, _apply(match, data, principal)))
+            except ProblemError as error:
+                outcomes[index] = error
+        await _save_changes(session, principal, [(c, changes) for _, c, changes in changed])
+        await _insert(session, principal, [contact for _, contact in created])
+        outcomes.update({i: Written(c, True, {}) for i, c in created})
+        outcomes.update({i: Written(c, False, changes) for i, c, changes in changed})
+        return outcomes
+
+    async def write_one(data: ContactUpdate) -> Written:
+        match = (await match_rows([(0, data)], keys, "contact")).get(0)
+        if isinstance(match, ProblemError):
+            raise match
+        await _check_references(session, principal, data, match)
+        if match is None:
+            contact = _new_contact(data, principal, data.external_id)
+            await _insert(session, principal, [contact])
+            return Written(contact, True, {})
+        changes = _apply(match, data, principal)
+        await _save_changes(session, principal, [(match, changes)])
+        return Written(match, False, changes)
+
+    return await write_rows(session, rows, write_all, write_one)

@@ -10,7 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import Row, and_, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import DbSession
 from crm_api.core.errors import Forbidden, Unauthenticated
@@ -31,6 +32,8 @@ class Scope(StrEnum):
     events_read = "events:read"
     feedback_read = "feedback:read"
     feedback_write = "feedback:write"
+    imports_read = "imports:read"
+    imports_write = "imports:write"
     interactions_read = "interactions:read"
     interactions_write = "interactions:write"
     orders_read = "orders:read"
@@ -76,16 +79,48 @@ def hash_api_key(key: str) -> str:
 
 # Built once: constructing a statement costs more than running this one. A key acting as a user
 # works only while that user is live and active.
-_KEY_LOOKUP = (
+_LIVE_KEYS = (
     select(ApiKey.workspace_id, ApiKey.id, ApiKey.scopes, Workspace.default_country, ApiKey.user_id)
     .join(Workspace, Workspace.id == ApiKey.workspace_id)
     .outerjoin(User, and_(User.workspace_id == ApiKey.workspace_id, User.id == ApiKey.user_id))
     .where(
-        ApiKey.key_hash == bindparam("key_hash"),
         ApiKey.revoked_at.is_(None),
         or_(ApiKey.user_id.is_(None), and_(User.deleted_at.is_(None), User.active.is_(True))),
     )
 )
+_KEY_LOOKUP = _LIVE_KEYS.where(ApiKey.key_hash == bindparam("key_hash"))
+_KEY_BY_ID = _LIVE_KEYS.where(
+    ApiKey.workspace_id == bindparam("workspace_id"), ApiKey.id == bindparam("id")
+)
+
+
+def _principal(
+    row: Row[uuid.UUID, uuid.UUID, list[str], str | None, uuid.UUID | None],
+) -> Principal:
+    return Principal(
+        workspace_id=row[0],
+        api_key_id=row[1],
+        scopes=frozenset(row[2]),
+        default_country=row[3],
+        user_id=row[4],
+    )
+
+
+async def principal_of_secret(session: AsyncSession, key: str) -> Principal | None:
+    """Who an API key stands for; None when it is unknown or revoked, or its user inactive."""
+    row = (await session.execute(_KEY_LOOKUP, {"key_hash": hash_api_key(key)})).one_or_none()
+    return None if row is None else _principal(row)
+
+
+async def principal_of_key(
+    session: AsyncSession, workspace_id: uuid.UUID, api_key_id: uuid.UUID
+) -> Principal | None:
+    """Who a key stands for now, for work done later in its name (an import); None once the key
+    is revoked or its user inactive."""
+    parameters = {"workspace_id": workspace_id, "id": api_key_id}
+    row = (await session.execute(_KEY_BY_ID, parameters)).one_or_none()
+    return None if row is None else _principal(row)
+
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -102,17 +137,9 @@ async def authenticate(
 
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("Send an API key as `Authorization: Bearer <key>`.")
-    key_hash = hash_api_key(credentials.credentials)
-    row = (await session.execute(_KEY_LOOKUP, {"key_hash": key_hash})).one_or_none()
-    if row is None:
+    principal = await principal_of_secret(session, credentials.credentials)
+    if principal is None:
         raise Unauthenticated("The API key is unknown or revoked, or its user is inactive.")
-    principal = Principal(
-        workspace_id=row[0],
-        api_key_id=row[1],
-        scopes=frozenset(row[2]),
-        default_country=row[3],
-        user_id=row[4],
-    )
     request.state.principal = principal
     return principal
 

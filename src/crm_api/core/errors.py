@@ -166,17 +166,17 @@ def register_constraint(name: str, status: int, loc: tuple[str, ...], msg: str) 
 
 # SQLSTATEs of errors caused by the data sent, not by the server.
 _CLIENT_SQLSTATES = {
-    "23505": (409, "conflict", "Conflict"),  # unique_violation
-    "23503": (422, "validation-error", "Invalid input"),  # foreign_key_violation
-    "23514": (422, "validation-error", "Invalid input"),  # check_violation
-    "23502": (422, "validation-error", "Invalid input"),  # not_null_violation
-    "22001": (422, "validation-error", "Invalid input"),  # string_data_right_truncation
-    "22003": (422, "validation-error", "Invalid input"),  # numeric_value_out_of_range
-    "22P02": (422, "validation-error", "Invalid input"),  # invalid_text_representation
-    "22007": (422, "validation-error", "Invalid input"),  # invalid_datetime_format
-    "22008": (422, "validation-error", "Invalid input"),  # datetime_field_overflow
-    "22021": (422, "validation-error", "Invalid input"),  # character_not_in_repertoire
-    "22P05": (422, "validation-error", "Invalid input"),  # untranslatable_character (\u0000)
+    "23505": 409,  # unique_violation
+    "23503": 422,  # foreign_key_violation
+    "23514": 422,  # check_violation
+    "23502": 422,  # not_null_violation
+    "22001": 422,  # string_data_right_truncation
+    "22003": 422,  # numeric_value_out_of_range
+    "22P02": 422,  # invalid_text_representation
+    "22007": 422,  # invalid_datetime_format
+    "22008": 422,  # datetime_field_overflow
+    "22021": 422,  # character_not_in_repertoire
+    "22P05": 422,  # untranslatable_character (\u0000)
 }
 
 
@@ -251,28 +251,36 @@ async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _handle_dbapi(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+class InvalidData(ProblemError):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+def database_problem(exc: DBAPIError) -> ProblemError | None:
+    """What a database error caused by the data sent means to the client; None when it is the
+    server's fault."""
     driver = _driver_error(exc)
     sqlstate = getattr(driver, "sqlstate", None)
     constraint = getattr(driver, "constraint_name", None)
     known = CONSTRAINT_PROBLEMS.get(constraint or "")
     if known is not None:
-        return problem_response(
-            request,
-            known.status,
-            "conflict" if known.status == 409 else "validation-error",
-            "Conflict" if known.status == 409 else "Invalid input",
-            known.msg,
-            errors=[{"loc": list(known.loc), "msg": known.msg, "type": "constraint"}],
-        )
+        kind = Conflict if known.status == 409 else InvalidData
+        errors = [{"loc": list(known.loc), "msg": known.msg, "type": "constraint"}]
+        return kind(known.msg, errors=errors)
     if sqlstate in _CLIENT_SQLSTATES:
-        status, slug, title = _CLIENT_SQLSTATES[sqlstate]
         logger.warning("unmapped client data error %s (%s)", sqlstate, constraint)
-        return problem_response(request, status, slug, title, "The data violates a constraint.")
+        kind = Conflict if _CLIENT_SQLSTATES[sqlstate] == 409 else InvalidData
+        return kind("The data violates a constraint.")
     if isinstance(exc, IntegrityError):
-        return problem_response(request, 409, "conflict", "Conflict", None)
-    return await _handle_unexpected(request, exc)
+        return Conflict()
+    return None
+
+
+async def _handle_dbapi(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    problem = database_problem(exc)
+    if problem is None:
+        return await _handle_unexpected(request, exc)
+    return await _handle_problem(request, problem)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:

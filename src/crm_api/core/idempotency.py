@@ -13,6 +13,7 @@ from sqlalchemy import Integer, LargeBinary, Text, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from starlette.datastructures import UploadFile
 
 from crm_api.core.auth import Principal, authenticate
 from crm_api.core.db import Base, DbSession
@@ -66,12 +67,26 @@ class PendingIdempotency:
     request_hash: str
 
 
-def _request_hash(request: Request, body: bytes) -> str:
+async def _request_hash(request: Request) -> str:
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        # Parsed already (FastAPI reads forms before dependencies); a retry has another
+        # boundary, so the fields and files are what is compared.
+        for name, value in (await request.form()).multi_items():
+            digest.update(f"{name}\n".encode())
+            if isinstance(value, UploadFile):
+                await value.seek(0)
+                while chunk := await value.read(1024 * 1024):
+                    digest.update(chunk)
+                await value.seek(0)
+            else:
+                digest.update(value.encode())
+        return digest.hexdigest()
+    body = await request.body()
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = body
-    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
     digest.update(canonical)
     return digest.hexdigest()
 
@@ -99,7 +114,7 @@ async def idempotency_key(
     if key is None:
         return
     key = key.removeprefix('"').removesuffix('"') or key  # also the structured-field form
-    request_hash = _request_hash(request, await request.body())
+    request_hash = await _request_hash(request)
     # Held until this transaction ends, so a concurrent retry sees the key in use.
     locked = await session.scalar(
         select(func.pg_try_advisory_xact_lock(_lock_id(principal.workspace_id, key)))

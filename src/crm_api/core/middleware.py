@@ -1,6 +1,7 @@
 """ASGI middleware: request body size limit (413 problem, chunked bodies included)."""
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -8,22 +9,27 @@ from crm_api.core.errors import PROBLEM_MEDIA_TYPE, problem_body
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, exceptions: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        # Paths that take larger bodies (file uploads), with their own limit.
+        self.exceptions = dict(exceptions or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.exceptions.get(scope["path"], self.default_max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
             await self._send_problem(
                 scope, send, 400, "bad-request", "Bad request", "Invalid Content-Length."
             )
             return
-        if declared is not None and int(declared) > self.max_bytes:
-            await self._send_too_large(scope, send)
+        if declared is not None and int(declared) > max_bytes:
+            await self._send_too_large(scope, send, max_bytes)
             return
         received = 0
         overflowed = False
@@ -36,7 +42,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # The app sees a cut-off body and answers with some error, which
                     # guarded_send replaces by the 413 that explains it.
                     overflowed = True
@@ -48,14 +54,14 @@ class BodySizeLimit:
             if overflowed:
                 if not replaced and message["type"] == "http.response.start":
                     replaced = True
-                    await self._send_too_large(scope, send)
+                    await self._send_too_large(scope, send, max_bytes)
                 return
             await send(message)
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _send_too_large(self, scope: Scope, send: Send) -> None:
-        detail = f"Request bodies are limited to {self.max_bytes} bytes."
+    async def _send_too_large(self, scope: Scope, send: Send, max_bytes: int) -> None:
+        detail = f"Request bodies are limited to {max_bytes} bytes."
         await self._send_problem(scope, send, 413, "payload-too-large", "Payload too large", detail)
 
     async def _send_problem(

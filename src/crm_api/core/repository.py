@@ -74,6 +74,25 @@ class Repository(Generic[M]):
         rows: Sequence[Any] = (await self.session.execute(statement)).scalars().all()
         return {row.external_id: row for row in rows if row.external_id is not None}
 
+    async def holding(
+        self, workspace_id: uuid.UUID, column: str, values: Sequence[Any]
+    ) -> dict[Any, list[M]]:
+        """The live records whose `column` is each of these values, oldest first, locked for
+        update (imports match rows by them)."""
+        if not values:
+            return {}
+        model: Any = self.model
+        statement = (
+            self.scoped(workspace_id)
+            .where(getattr(model, column).in_(values))
+            .order_by(model.id)
+            .with_for_update()
+        )
+        found: dict[Any, list[M]] = {}
+        for record in (await self.session.execute(statement)).scalars():
+            found.setdefault(getattr(record, column), []).append(record)
+        return found
+
     async def list_page(
         self,
         workspace_id: uuid.UUID,

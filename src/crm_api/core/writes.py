@@ -3,16 +3,19 @@ update under a row lock and If-Match, upsert by external id, batch upsert, soft 
 domain gives what differs: how a record is inserted, changed and announced."""
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.auth import Principal
 from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import RecordMixin
+from crm_api.core.errors import Conflict, ProblemError, database_problem
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     ensure_external_id_free,
@@ -84,6 +87,44 @@ class RecordWrites(Generic[M, F]):
 
         return await upsert_each(session, self.batch_path, enumerate(items), upsert)
 
+    async def import_rows(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        rows: Sequence[tuple[int, Any]],
+        keys: Sequence[str],
+    ) -> dict[int, "RowOutcome"]:
+        """Apply import rows: each updates the record it names by external_id, else by these
+        columns in turn (see match_rows), or creates one."""
+        repository = self.repository(session)
+
+        def lookup(column: str) -> Lookup:
+            async def holding(values: Sequence[Any]) -> Mapping[Any, Sequence[Any]]:
+                return await repository.holding(principal.workspace_id, column, values)
+
+            return holding
+
+        match_keys = [(c, attrgetter(c), lookup(c)) for c in ("external_id", *keys)]
+
+        async def write(data: Any, match: Any) -> Written:
+            if isinstance(match, ProblemError):
+                raise match
+            if match is None:
+                record = await self.insert(session, principal, data, data.external_id)
+                return Written(record, True, {})
+            return Written(match, False, await self.change(session, principal, match, data))
+
+        async def write_all(rows: Sequence[tuple[int, Any]]) -> dict[int, RowOutcome]:
+            if repeats_a_key(rows, match_keys):
+                raise RowsOverlap()
+            matched = await match_rows(rows, match_keys, self.noun)
+            return {index: await write(data, matched.get(index)) for index, data in rows}
+
+        async def write_one(data: Any) -> Written:
+            return await write(data, (await match_rows([(0, data)], match_keys, self.noun)).get(0))
+
+        return await write_rows(session, rows, write_all, write_one)
+
     async def delete(
         self, session: AsyncSession, principal: Principal, id: uuid.UUID, if_match: str | None
     ) -> M:
@@ -100,3 +141,104 @@ class RecordWrites(Generic[M, F]):
         await session.flush()
         self.announce(session, "deleted", record)
         return record
+
+
+@dataclass(frozen=True)
+class Written:
+    """One row of an import, applied."""
+
+    record: Any
+    created: bool
+    changes: Changes
+
+
+RowOutcome = Written | ProblemError
+# A row's value for one matching key (None: the row has none), and the live records holding
+# each value, locked for update.
+KeyOf = Callable[[Any], Any]
+Lookup = Callable[[Sequence[Any]], Awaitable[Mapping[Any, Sequence[Any]]]]
+
+
+async def match_rows(
+    rows: Sequence[tuple[int, Any]], keys: Sequence[tuple[str, KeyOf, Lookup]], noun: str
+) -> dict[int, Any]:
+    """The existing record each row names, trying the keys in order (external_id first):
+    {index: record, or the Conflict when the row's key is ambiguous or its record already has
+    another external_id}. Rows that name none are left out."""
+    matched: dict[int, Any] = {}
+    pending = list(rows)
+    for key, key_of, lookup in keys:
+        values = {index: key_of(data) for index, data in pending}
+        holders = await lookup([v for v in set(values.values()) if v is not None])
+        still = []
+        for index, data in pending:
+            found = holders.get(values[index], ()) if values[index] is not None else ()
+            if not found:
+                still.append((index, data))
+            elif len(found) > 1:
+                matched[index] = Conflict(
+                    f"Its {key} `{values[index]}` belongs to {len(found)} {noun}s; "
+                    "give an external_id or another key that names one.",
+                    existing_ids=[str(record.id) for record in found],
+                )
+            elif key != "external_id" and _other_external_id(data, found[0]):
+                matched[index] = Conflict(
+                    f"Its {key} belongs to the {noun} {found[0].id}, which has the "
+                    f"external_id `{found[0].external_id}`, not `{data.external_id}`.",
+                    existing_id=str(found[0].id),
+                )
+            else:
+                matched[index] = found[0]
+        pending = still
+    return matched
+
+
+def _other_external_id(data: Any, record: Any) -> bool:
+    sent = getattr(data, "external_id", None)
+    return sent is not None and record.external_id is not None and record.external_id != sent
+
+
+async def write_rows(
+    session: AsyncSession,
+    rows: Sequence[tuple[int, Any]],
+    write_all: Callable[[Sequence[tuple[int, Any]]], Awaitable[dict[int, RowOutcome]]],
+    write_one: Callable[[Any], Awaitable[Written]],
+) -> dict[int, RowOutcome]:
+    """Apply rows so that each is applied whole or not at all: all of them at once in one
+    savepoint while none fails (a ProblemError returned for a row means it wrote nothing), else
+    row by row, each in a savepoint of its own."""
+    try:
+        async with session.begin_nested():
+            return await write_all(rows)
+    except (ProblemError, DBAPIError) as error:
+        if isinstance(error, DBAPIError) and database_problem(error) is None:
+            raise
+    outcomes: dict[int, RowOutcome] = {}
+    for index, data in rows:
+        try:
+            async with session.begin_nested():
+                outcomes[index] = await write_one(data)
+        except ProblemError as error:
+            outcomes[index] = error
+        except DBAPIError as error:
+            problem = database_problem(error)
+            if problem is None:
+                raise
+            outcomes[index] = problem
+    return outcomes
+
+
+def repeats_a_key(
+    rows: Sequence[tuple[int, Any]], keys: Sequence[tuple[str, KeyOf, Lookup]]
+) -> bool:
+    """Whether two rows share a matching key: then the later must see what the earlier wrote,
+    so they cannot be written in one go."""
+    for _, key_of, _ in keys:
+        values = [value for _, data in rows if (value := key_of(data)) is not None]
+        if len(values) != len(set(values)):
+            return True
+    return False
+
+
+class RowsOverlap(ProblemError):
+    """Never sent: makes write_rows apply a chunk row by row."""

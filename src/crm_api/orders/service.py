@@ -20,7 +20,7 @@ from crm_api.core.records import (
     get_or_404,
     list_records,
 )
-from crm_api.core.writes import RecordWrites
+from crm_api.core.writes import RecordWrites, RowOutcome
 from crm_api.orders.models import Order, OrderLine
 from crm_api.orders.repository import ORDER_ID_SORT, ORDER_SORTS, OrderRepository
 from crm_api.orders.schemas import (
@@ -28,6 +28,7 @@ from crm_api.orders.schemas import (
     OrderLineInput,
     OrderListParams,
     OrderRead,
+    OrderUpdate,
 )
 from crm_api.webhooks.events import emit
 
@@ -209,3 +210,11 @@ update_order = WRITES.update
 upsert_order = WRITES.upsert
 batch_upsert_orders = WRITES.batch_upsert
 delete_order = WRITES.delete
+
+
+async def import_orders(
+    session: AsyncSession, principal: Principal, rows: Sequence[tuple[int, OrderUpdate]]
+) -> dict[int, RowOutcome]:
+    """Apply import rows: each updates the order it names by external_id, else by
+    order_number, or creates one."""
+    return await WRITES.import_rows(session, principal, rows, ["order_number"])
