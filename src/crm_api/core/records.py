@@ -182,7 +182,12 @@ async def ensure_live_references(
     references: Iterable[tuple[str, Repository[Any], str, uuid.UUID | None]],
 ) -> None:
     """Each (field, repository, noun, id) given an id names a live record of the workspace;
-    otherwise 422 naming the field. One query per reference."""
+    otherwise 422 naming the field. One query per field, however many records are checked."""
+    wanted: dict[str, tuple[Repository[Any], str, list[uuid.UUID]]] = {}
     for field, repository, noun, value in references:
-        if value is not None and value not in await repository.live_ids(workspace_id, [value]):
-            raise InvalidInput(("body", field), f"No {noun} with id {value}.")
+        if value is not None:
+            wanted.setdefault(field, (repository, noun, []))[2].append(value)
+    for field, (repository, noun, ids) in wanted.items():
+        missing = set(ids) - await repository.live_ids(workspace_id, ids)
+        if missing:
+            raise InvalidInput(("body", field), f"No {noun} with id {min(missing)}.")

@@ -40,6 +40,11 @@ class RecordWrites(Generic[M, F]):
     change: Callable[[AsyncSession, Principal, M, F], Awaitable[Changes]]
     # (session, action, record): the event of a deletion.
     announce: Callable[[AsyncSession, str, M], None]
+    # (session, principal, [(fields, external id)]) → new records in one flush, for imports.
+    insert_many: (
+        Callable[[AsyncSession, Principal, Sequence[tuple[F, str | None]]], Awaitable[list[M]]]
+        | None
+    ) = None
 
     async def create(self, session: AsyncSession, principal: Principal, data: Any) -> M:
         await ensure_external_id_free(
@@ -118,7 +123,22 @@ class RecordWrites(Generic[M, F]):
             if repeats_a_key(rows, match_keys):
                 raise RowsOverlap()
             matched = await match_rows(rows, match_keys, self.noun)
-            return {index: await write(data, matched.get(index)) for index, data in rows}
+            outcomes: dict[int, RowOutcome] = {}
+            new = []
+            for index, data in rows:
+                match = matched.get(index)
+                if isinstance(match, ProblemError):
+                    outcomes[index] = match  # rejected before anything is written
+                elif match is None and self.insert_many is not None:
+                    new.append((index, data))
+                else:
+                    outcomes[index] = await write(data, match)
+            if new and self.insert_many is not None:
+                items = [(data, data.external_id) for _, data in new]
+                records = await self.insert_many(session, principal, items)
+                for (index, _), record in zip(new, records, strict=True):
+                    outcomes[index] = Written(record, True, {})
+            return outcomes
 
         async def write_one(data: Any) -> Written:
             return await write(data, (await match_rows([(0, data)], match_keys, self.noun)).get(0))

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -46,6 +47,7 @@ def _bare(annotation: Any) -> Any:
             return annotation
 
 
+@cache
 def field_kinds(schema: type[BaseModel]) -> dict[str, FieldKind]:
     kinds = {}
     for name, info in schema.model_fields.items():

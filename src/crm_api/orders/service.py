@@ -108,25 +108,37 @@ def _set_status(order: Order, status: str, changes: Changes, now: datetime) -> N
         assign(order, changes, STAMPS[status], now)
 
 
-async def _apply(
-    session: AsyncSession, principal: Principal, order: Order, data: OrderFields
-) -> Changes:
-    sent = data.model_fields_set
+def _check_fields(data: OrderFields) -> None:
     for field in ("contact_id", "status", "ordered_at", "currency", "total"):
-        if field in sent and getattr(data, field) is None:
+        if field in data.model_fields_set and getattr(data, field) is None:
             raise InvalidInput(("body", field), f"An order always has its {field}.")
 
-    def changed(field: str) -> uuid.UUID | None:
+
+async def _check_references(
+    session: AsyncSession, principal: Principal, pairs: Sequence[tuple[Order, OrderFields]]
+) -> None:
+    """The contacts and companies the orders are given must be live: one query for each."""
+
+    def changed(order: Order, data: OrderFields, field: str) -> uuid.UUID | None:
         value: uuid.UUID | None = getattr(data, field)
         return value if value is not None and value != getattr(order, field) else None
 
+    contacts, companies = ContactRepository(session), CompanyRepository(session)
     await ensure_live_references(
         principal.workspace_id,
         [
-            ("contact_id", ContactRepository(session), "contact", changed("contact_id")),
-            ("company_id", CompanyRepository(session), "company", changed("company_id")),
+            reference
+            for order, data in pairs
+            for reference in (
+                ("contact_id", contacts, "contact", changed(order, data, "contact_id")),
+                ("company_id", companies, "company", changed(order, data, "company_id")),
+            )
         ],
     )
+
+
+def _apply(order: Order, data: OrderFields) -> Changes:
+    sent = data.model_fields_set
     now = datetime.now(UTC)
     changes = apply_fields(order, data, sent - {"status", "lines"}, MONEY)
     if data.lines is not None:
@@ -140,15 +152,14 @@ async def _apply(
     return changes
 
 
-async def _insert(
-    session: AsyncSession, principal: Principal, data: OrderFields, external_id: str | None
-) -> Order:
+def _new_order(principal: Principal, data: OrderFields, external_id: str | None) -> Order:
+    _check_fields(data)
     for field in ("contact_id", "currency"):
         if getattr(data, field) is None:
             raise InvalidInput(("body", field), f"`{field}` is required to create an order.")
     if data.total is None and not data.lines:
         raise InvalidInput(("body", "total"), "Send the order's total, or its lines.")
-    order = Order(
+    return Order(
         id=new_id(),
         workspace_id=principal.workspace_id,
         external_id=external_id,
@@ -158,17 +169,39 @@ async def _insert(
         custom_fields={},
         lines=[],
     )
-    await _apply(session, principal, order, data)
-    OrderRepository(session).add(order)
+
+
+async def _insert_many(
+    session: AsyncSession,
+    principal: Principal,
+    items: Sequence[tuple[OrderFields, str | None]],
+) -> list[Order]:
+    """New orders, all in one flush: (fields, external id) each."""
+    pairs = [(_new_order(principal, data, external_id), data) for data, external_id in items]
+    await _check_references(session, principal, pairs)
+    repository = OrderRepository(session)
+    for order, data in pairs:
+        _apply(order, data)
+        repository.add(order)
     await session.flush()
-    _announce(session, "created", order)
+    for order, _ in pairs:
+        _announce(session, "created", order)
+    return [order for order, _ in pairs]
+
+
+async def _insert(
+    session: AsyncSession, principal: Principal, data: OrderFields, external_id: str | None
+) -> Order:
+    [order] = await _insert_many(session, principal, [(data, external_id)])
     return order
 
 
 async def _change(
     session: AsyncSession, principal: Principal, order: Order, data: OrderFields
 ) -> Changes:
-    changes = await _apply(session, principal, order, data)
+    _check_fields(data)
+    await _check_references(session, principal, [(order, data)])
+    changes = _apply(order, data)
     bump_version(order, changes)
     await session.flush()
     if changes:
@@ -203,7 +236,13 @@ async def list_orders(
 
 
 WRITES = RecordWrites(
-    OrderRepository, "order", "/v1/orders/batch/upsert", _insert, _change, _announce
+    OrderRepository,
+    "order",
+    "/v1/orders/batch/upsert",
+    _insert,
+    _change,
+    _announce,
+    insert_many=_insert_many,
 )
 create_order = WRITES.create
 update_order = WRITES.update
