@@ -21,6 +21,7 @@ from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
+from crm_api.exports.router import router as exports_router
 from crm_api.feedback.router import router as feedback_router
 from crm_api.imports.router import router as imports_router
 from crm_api.interactions.router import router as interactions_router
@@ -52,6 +53,7 @@ V1_ROUTERS = (
     orders_router,
     timeline_router,
     imports_router,
+    exports_router,
     api_keys_router,
     events_router,
     webhook_endpoints_router,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.contacts.models import Contact
 from crm_api.core.auth import Scope
-from crm_api.imports.service import run_waiting_imports
+from crm_api.imports.service import run_waiting_imports, statistics_due
 from crm_api.settings import Settings
 from tests.builders import Tenant, assert_problem, create_company, create_contact, create_key
 from tests.conftest import make_app, make_client
@@ -432,3 +432,14 @@ class TestWorkers:
         assert await contact_count(sessionmaker, live_tenant) == 3500
         types = await event_types(live_client, live_tenant)
         assert types.count("contact.created") == 3500
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "due"),
+    [(0, 1000, True), (1000, 2000, False), (3000, 4000, True), (4000, 15_999, False),
+     (15_000, 16_000, True), (255_000, 256_000, True), (256_000, 1_000_000, False)],
+)  # fmt: skip
+def test_statistics_are_refreshed_as_an_import_grows_fourfold(
+    before: int, after: int, due: bool
+) -> None:
+    assert statistics_due(before, after) is due

@@ -1,10 +1,11 @@
 """Base models and shared field types."""
 
 import re
+import types
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -220,3 +221,15 @@ class OwnedRecordListParams(RecordListParams):
     """…and those of records with an owner."""
 
     owner_id: uuid.UUID | None = None
+
+
+def bare_type(annotation: Any) -> Any:
+    """The type inside Optional[...] and Annotated[...] (for code that reads schemas)."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation

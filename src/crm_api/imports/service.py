@@ -16,7 +16,14 @@ from crm_api.core.errors import Conflict, Forbidden, InvalidInput, ProblemError
 from crm_api.core.pagination import SortField, make_page, page_request
 from crm_api.core.records import get_or_404, list_records
 from crm_api.core.writes import Written
-from crm_api.imports.files import FileProblem, ParsedRow, chunks, read_csv, read_ndjson
+from crm_api.imports.files import (
+    CHUNK_ROWS,
+    FileProblem,
+    ParsedRow,
+    chunks,
+    read_csv,
+    read_ndjson,
+)
 from crm_api.imports.models import Import, ImportRowError
 from crm_api.imports.repository import (
     ERROR_LINE_SORT,
@@ -254,10 +261,25 @@ async def apply_next_chunk(session: AsyncSession, record: Import) -> int:
     if record.status == ImportStatus.queued:
         record.status = ImportStatus.running
         record.started_at = datetime.now(UTC)
+    before = record.rows_processed
     await _apply_rows(session, principal, record, target, rows)
+    if statistics_due(before, record.rows_processed):
+        await ImportRepository(session).analyze(target.tables)
     record.updated_at = datetime.now(UTC)
     await session.flush()
     return len(rows)
+
+
+def statistics_due(before: int, after: int) -> bool:
+    """Whether the tables an import fills need fresh planner statistics: after 1,000 rows, then
+    each time the rows applied grow fourfold. A large import into a new workspace otherwise
+    runs on statistics that say the workspace is empty, and its lookups scan the workspace."""
+    threshold = CHUNK_ROWS
+    while threshold <= after:
+        if before < threshold:
+            return True
+        threshold *= 4
+    return False
 
 
 async def _apply_rows(

@@ -3,26 +3,29 @@ references a row may give by another system's keys, and how its rows are applied
 file's cells onto a record's fields is pure and lives here too."""
 
 import json
-import types
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.companies.models import Company
 from crm_api.companies.repository import CompanyRepository
 from crm_api.companies.schemas import CompanyUpdate
 from crm_api.companies.service import import_companies
+from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.contacts.repository import ContactRepository
 from crm_api.contacts.schemas import ContactUpdate
 from crm_api.contacts.service import import_contacts
 from crm_api.core.auth import Principal, Scope
 from crm_api.core.errors import InvalidData, ProblemError
+from crm_api.core.schemas import bare_type
 from crm_api.core.writes import RowOutcome
+from crm_api.orders.models import Order, OrderLine
 from crm_api.orders.schemas import OrderUpdate
 from crm_api.orders.service import import_orders
 
@@ -35,26 +38,14 @@ class FieldKind(StrEnum):
     json = "json"  # a JSON object or array in a CSV cell, or a column per key (`address.city`)
 
 
-def _bare(annotation: Any) -> Any:
-    """The type inside Optional[...] and Annotated[...]."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            annotation = next(a for a in get_args(annotation) if a is not type(None))
-        else:
-            return annotation
-
-
 @cache
 def field_kinds(schema: type[BaseModel]) -> dict[str, FieldKind]:
     kinds = {}
     for name, info in schema.model_fields.items():
-        bare = _bare(info.annotation)
+        bare = bare_type(info.annotation)
         origin = get_origin(bare)
         if origin is list:
-            item = _bare(get_args(bare)[0])
+            item = bare_type(get_args(bare)[0])
             nested = isinstance(item, type) and issubclass(item, BaseModel)
             kinds[name] = FieldKind.json if nested else FieldKind.list
         elif origin is dict or (isinstance(bare, type) and issubclass(bare, BaseModel)):
@@ -66,7 +57,7 @@ def field_kinds(schema: type[BaseModel]) -> dict[str, FieldKind]:
 
 def _keys_of(schema: type[BaseModel], field: str) -> set[str] | None:
     """The keys a JSON field has (None: any key, as custom_fields)."""
-    bare = _bare(schema.model_fields[field].annotation)
+    bare = bare_type(schema.model_fields[field].annotation)
     if isinstance(bare, type) and issubclass(bare, BaseModel):
         return set(bare.model_fields)
     return None if get_origin(bare) is dict else set()
@@ -97,6 +88,8 @@ class ImportTarget:
     apply: Callable[
         [AsyncSession, Principal, Sequence[tuple[int, Any]]], Awaitable[dict[int, RowOutcome]]
     ]
+    # The tables its rows fill, whose statistics are kept fresh during a large import.
+    tables: tuple[str, ...]
 
     @property
     def kinds(self) -> dict[str, FieldKind]:
@@ -149,9 +142,16 @@ TARGETS = {
         ContactUpdate,
         (COMPANY_BY_EXTERNAL_ID,),
         import_contacts,
+        (Contact.__tablename__, ContactEmail.__tablename__),
     ),
     "companies": ImportTarget(
-        "companies", "company", Scope.companies_write, CompanyUpdate, (), import_companies
+        "companies",
+        "company",
+        Scope.companies_write,
+        CompanyUpdate,
+        (),
+        import_companies,
+        (Company.__tablename__,),
     ),
     "orders": ImportTarget(
         "orders",
@@ -169,6 +169,7 @@ TARGETS = {
             COMPANY_BY_EXTERNAL_ID,
         ),
         import_orders,
+        (Order.__tablename__, OrderLine.__tablename__),
     ),
 }
 
