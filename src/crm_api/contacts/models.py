@@ -32,6 +32,9 @@ class Contact(RecordMixin, Base):
             ["workspace_id", "company_id"], ["companies.workspace_id", "companies.id"]
         ),
         ForeignKeyConstraint(["workspace_id", "owner_id"], ["users.workspace_id", "users.id"]),
+        ForeignKeyConstraint(
+            ["workspace_id", "merged_into_id"], ["contacts.workspace_id", "contacts.id"]
+        ),
         CheckConstraint(f"lifecycle_stage IN {LIFECYCLE_STAGES}", name="lifecycle_stage"),
         Index(
             "uq_contacts_workspace_id_external_id",
@@ -106,6 +109,8 @@ class Contact(RecordMixin, Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     company_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # Set on a contact merged into another: it is gone (deleted_at), and its id leads there.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # Folded names, emails, phone digits and the company's name, kept by the trigger
     # crm_contact_search_text (see the foundation migration); never written by the app.
     search_text: Mapped[str] = mapped_column(Text, server_default="", deferred=True)

@@ -2,12 +2,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.contacts.schemas import ContactListParams
-from crm_api.core.pagination import SortField
+from crm_api.core.pagination import SortField, SortKey
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 
@@ -117,3 +117,81 @@ class ContactRepository(Repository[Contact]):
             .with_for_update(of=Contact)
         )
         return {email: [contact] for contact, email in await self.session.execute(statement)}
+
+    async def merged_into(self, workspace_id: uuid.UUID, id: uuid.UUID) -> uuid.UUID | None:
+        """Where a merged contact's id leads (None: it was not merged, or does not exist)."""
+        statement = select(Contact.merged_into_id).where(
+            Contact.workspace_id == workspace_id, Contact.id == id
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def duplicate_groups(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        reasons: Sequence[str],
+        min_score: float,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[tuple[int, str, str, float, list[uuid.UUID]]]:
+        """(rank, reason, key, score, contact ids) of live contacts sharing a normalised email
+        (rank 0), a phone (1), or a similar name at one company (2), in (rank, key) order."""
+        rows = await self.session.execute(
+            _DUPLICATES,
+            {
+                "workspace_id": workspace_id,
+                "reasons": list(reasons),
+                "min_score": min_score,
+                "after_rank": after[0] if after else -1,
+                "after_key": after[1] if after else "",
+                "limit": limit,
+            },
+        )
+        return [(r.rank, r.reason, r.key, float(r.score), list(r.ids)) for r in rows]
+
+
+# Groups come in (rank, key) order; a cursor holds the last group's.
+DUPLICATE_ORDER = (
+    SortKey(SortField(literal_column("rank"), int), descending=False),
+    SortKey(SortField(literal_column("key"), str), descending=False),
+)
+# Gmail ignores dots and `+tags` in the local part; most providers ignore `+tags`.
+_DUPLICATES = text(
+    r"""
+WITH live AS (
+    SELECT id, company_id, phone,
+           crm_fold(trim(coalesce(first_name, '') || ' ' || coalesce(last_name, ''))) AS name
+    FROM contacts WHERE workspace_id = :workspace_id AND deleted_at IS NULL
+),
+addresses AS (
+    SELECT e.contact_id,
+           CASE WHEN split_part(e.email, '@', 2) IN ('gmail.com', 'googlemail.com')
+                THEN replace(regexp_replace(split_part(e.email, '@', 1), '\+.*$', ''), '.', '')
+                     || '@gmail.com'
+                ELSE regexp_replace(split_part(e.email, '@', 1), '\+.*$', '')
+                     || '@' || split_part(e.email, '@', 2)
+           END AS key
+    FROM contact_emails e WHERE e.workspace_id = :workspace_id
+),
+groups AS (
+    SELECT 0 AS rank, 'email' AS reason, key, 1.0 AS score,
+           array_agg(DISTINCT contact_id ORDER BY contact_id) AS ids
+    FROM addresses WHERE 'email' = ANY(:reasons)
+    GROUP BY key HAVING count(DISTINCT contact_id) > 1
+    UNION ALL
+    SELECT 1, 'phone', phone, 0.9, array_agg(id ORDER BY id)
+    FROM live WHERE phone IS NOT NULL AND 'phone' = ANY(:reasons)
+    GROUP BY phone HAVING count(*) > 1
+    UNION ALL
+    SELECT 2, 'name', a.name || ' ~ ' || b.name || ' (' || a.id || ' ' || b.id || ')',
+           round(similarity(a.name, b.name)::numeric, 3), ARRAY[a.id, b.id]
+    FROM live a JOIN live b ON b.company_id = a.company_id AND b.id > a.id
+    WHERE 'name' = ANY(:reasons) AND a.company_id IS NOT NULL AND a.name <> '' AND b.name <> ''
+      AND similarity(a.name, b.name) >= :min_score
+)
+SELECT rank, reason, key, score, ids FROM groups
+WHERE (rank, key) > (:after_rank, :after_key)
+ORDER BY rank, key
+LIMIT :limit
+"""
+)

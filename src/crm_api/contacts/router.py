@@ -9,10 +9,14 @@ from crm_api.contacts.schemas import (
     ContactBatchUpsert,
     ContactCreate,
     ContactListParams,
+    ContactMerge,
+    ContactMergeResult,
     ContactPage,
     ContactRead,
     ContactUpdate,
     ContactUpsert,
+    DuplicateListParams,
+    DuplicatePage,
 )
 from crm_api.core.auth import Principal, Scope, require_scope
 from crm_api.core.batch import BatchUpsertResult
@@ -147,14 +151,63 @@ async def contacts_upsert(
 
 
 @router.get(
+    "/contacts/duplicates",
+    response_model=DuplicatePage,
+    responses={200: {"headers": LINK_HEADER}},
+    summary="List likely duplicate contacts, in groups",
+)
+async def contacts_duplicates(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: Reader,
+    params: Annotated[DuplicateListParams, Query()],
+) -> DuplicatePage:
+    groups, next_cursor = await service.list_duplicates(session, principal, params)
+    set_link_header(request, response, next_cursor)
+    return DuplicatePage(data=groups, next_cursor=next_cursor)
+
+
+@router.post(
+    "/contacts/{contact_id}/merge",
+    response_model=ContactMergeResult,
+    responses={200: {"headers": ETAG_HEADER}, **problem_responses(404, 409, 412, 428)},
+    summary="Merge other contacts into this one",
+    description="Needs `If-Match` with this contact's ETag (428 without). Every interaction, "
+    "ticket, ticket comment, deal, order and survey response of the merged contacts becomes "
+    "this one's; they are kept as tombstones, whose id answers GET with a 301 to this one. "
+    "Events: `contact.updated` (this one), `contact.deleted` (each merged one, with "
+    "`merged_into_id`) and `contact.merged`. The moved records keep their ids and get a new "
+    "version; no event is sent for each of them: `contact.merged` names what moved.",
+)
+async def contacts_merge(
+    contact_id: ContactId,
+    data: ContactMerge,
+    response: Response,
+    session: DbSession,
+    principal: Writer,
+    _: Annotated[None, IdempotencyKey],
+    if_match: IfMatchHeader = None,
+) -> ContactMergeResult:
+    result = await service.merge_contacts(session, principal, contact_id, data, if_match)
+    if not result.dry_run:
+        set_etag(response, result.survivor.version)
+    return result
+
+
+@router.get(
     "/contacts/{contact_id}",
     response_model=ContactRead,
     responses={
         200: {"headers": ETAG_HEADER},
         304: {"description": "Not modified"},
         **problem_responses(404),
+        301: {
+            **problem_responses(301)[301],
+            "headers": {"Location": {"description": "The survivor", "schema": {"type": "string"}}},
+        },
     },
-    summary="Get a contact",
+    summary="Get a contact (a merged one: 301 to the contact it was merged into)",
 )
 async def contacts_get(
     contact_id: ContactId,
@@ -163,7 +216,7 @@ async def contacts_get(
     principal: Reader,
     if_none_match: IfNoneMatchHeader = None,
 ) -> ContactRead | Response:
-    contact = await service.get_contact(session, principal, contact_id)
+    contact = await service.get_contact_or_where_it_went(session, principal, contact_id)
     if (unchanged := not_modified(if_none_match, contact.version)) is not None:
         return unchanged
     set_etag(response, contact.version)

@@ -187,6 +187,10 @@ class ContactRead(ReadSchema):
     owner_id: uuid.UUID | None
     company_id: uuid.UUID | None
     custom_fields: dict[str, Any]
+    merged_into_id: uuid.UUID | None = Field(
+        description="Set on a contact merged into another (seen in its `contact.deleted` event); "
+        "GET of its id leads there (301)."
+    )
     created_at: datetime
     updated_at: datetime
     version: int
@@ -194,6 +198,110 @@ class ContactRead(ReadSchema):
 
 class ContactPage(Page[ContactRead]):
     pass
+
+
+class MergeRule(StrEnum):
+    survivor = "survivor"
+    newest = "newest"
+
+
+MERGEABLE_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "address",
+    "birthday",
+    "lifecycle_stage",
+    "source",
+    "owner_id",
+    "company_id",
+    "external_id",
+)
+MergeableField = StrEnum("MergeableField", {name: name for name in MERGEABLE_FIELDS})  # type: ignore[misc]
+
+
+class ContactMerge(InputSchema):
+    """Merge other contacts into this one (the survivor). Needs the survivor's ETag as
+    `If-Match`: a merge is not undone."""
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "merge_ids": ["0193c2a4-7d3e-7a51-9d7e-2f3b1c9e8a11"],
+                    "rule": "survivor",
+                    "fields": {"phone": "0193c2a4-7d3e-7a51-9d7e-2f3b1c9e8a11"},
+                    "dry_run": True,
+                }
+            ]
+        }
+    }
+
+    merge_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=10)] = Field(
+        description="The contacts merged into this one; they become tombstones."
+    )
+    rule: MergeRule = Field(
+        default=MergeRule.survivor,
+        description="Whose value a field takes when several contacts have one: `survivor` (this "
+        "contact's, else the first in `merge_ids` that has one) or `newest` (the most recently "
+        "updated contact's). Emails, phones and tags are always kept from all of them: the "
+        "ones not chosen as primary become additional; custom fields are merged by the same "
+        "rule; consent per channel is the most recently given.",
+    )
+    fields: dict[MergeableField, uuid.UUID] = Field(
+        default_factory=dict,
+        description="Field → the contact (this one or one of `merge_ids`) whose value it takes.",
+    )
+    dry_run: bool = Field(
+        default=False, description="Return the merged contact and what would move; change nothing."
+    )
+
+
+class MergeMoves(ReadSchema):
+    deals: int
+    feedback: int
+    interactions: int
+    orders: int
+    ticket_comments: int
+    tickets: int
+
+
+class ContactMergeResult(ReadSchema):
+    id: uuid.UUID = Field(description="The survivor's id.")
+    dry_run: bool
+    merged_ids: list[uuid.UUID]
+    moved: MergeMoves = Field(description="Records of the merged contacts now the survivor's.")
+    survivor: ContactRead
+
+
+class DuplicateReason(StrEnum):
+    email = "email"
+    phone = "phone"
+    name = "name"
+
+
+class DuplicateGroup(ReadSchema):
+    reason: DuplicateReason = Field(
+        description="`email`: the same address once `+tags` (and Gmail's dots) are dropped; "
+        "`phone`: the same number; `name`: similar names at the same company."
+    )
+    key: str = Field(description="What they share: the address, the number, or the two names.")
+    score: float = Field(description="How likely they are one person, 0 to 1.")
+    contacts: list[ContactRead]
+
+
+class DuplicatePage(Page[DuplicateGroup]):
+    pass
+
+
+class DuplicateListParams(InputSchema):
+    reason: DuplicateReason | None = None
+    min_score: float = Field(default=0.6, ge=0.3, le=1, description="For `name`: least similarity.")
+    limit: int = Field(default=50, ge=1, le=100, description="Groups per page, 1 to 100.")
+    cursor: str | None = Field(
+        default=None, max_length=2048, description="`next_cursor` of the previous page."
+    )
 
 
 class CompanyContactListParams(OwnedRecordListParams):

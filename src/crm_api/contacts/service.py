@@ -9,18 +9,30 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.repository import CompanyRepository
+from crm_api.contacts.merging import merged_values
 from crm_api.contacts.models import Contact, unknown_consent
-from crm_api.contacts.repository import CONTACT_ID_SORT, CONTACT_SORTS, ContactRepository
+from crm_api.contacts.repository import (
+    CONTACT_ID_SORT,
+    CONTACT_SORTS,
+    DUPLICATE_ORDER,
+    ContactRepository,
+)
 from crm_api.contacts.schemas import (
     CompanyContactListParams,
     ConsentInput,
     ContactCreate,
     ContactFields,
     ContactListParams,
+    ContactMerge,
+    ContactMergeResult,
     ContactRead,
     ContactUpdate,
     ContactUpsert,
     ContactUpsertItem,
+    DuplicateGroup,
+    DuplicateListParams,
+    DuplicateReason,
+    MergeMoves,
 )
 from crm_api.core.auth import Principal
 from crm_api.core.batch import (
@@ -31,8 +43,15 @@ from crm_api.core.batch import (
     upsert_each,
 )
 from crm_api.core.db import new_id
-from crm_api.core.errors import Conflict, InvalidInput, ProblemError
-from crm_api.core.hooks import deleted
+from crm_api.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PreconditionRequired,
+    ProblemError,
+)
+from crm_api.core.hooks import deleted, merged
+from crm_api.core.pagination import decode_cursor, encode_cursor, fingerprint
 from crm_api.core.patch import Changes, assign
 from crm_api.core.phones import normalize_phone
 from crm_api.core.records import (
@@ -45,6 +64,7 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.core.repository import repoint
 from crm_api.core.writes import (
     KeyOf,
     Lookup,
@@ -482,3 +502,124 @@ async def import_contacts(
         return Written(match, False, changes)
 
     return await write_rows(session, rows, write_all, write_one)
+
+
+class ContactMerged(ProblemError):
+    status, slug, title = 301, "contact-merged", "Contact merged"
+
+
+async def get_contact_or_where_it_went(
+    session: AsyncSession, principal: Principal, id: uuid.UUID
+) -> Contact:
+    """The contact; for one merged into another, a 301 problem leading to that one."""
+    repository = ContactRepository(session)
+    contact = await repository.get(principal.workspace_id, id)
+    if contact is not None:
+        return contact
+    survivor_id = await repository.merged_into(principal.workspace_id, id)
+    if survivor_id is not None:
+        raise ContactMerged(
+            f"This contact was merged into {survivor_id}.",
+            headers={"Location": f"/v1/contacts/{survivor_id}"},
+            merged_into_id=str(survivor_id),
+        )
+    raise NotFound(f"No contact with id {id}.")
+
+
+async def merge_contacts(
+    session: AsyncSession,
+    principal: Principal,
+    id: uuid.UUID,
+    data: ContactMerge,
+    if_match: str | None,
+) -> ContactMergeResult:
+    """Merge `data.merge_ids` into contact `id`: it takes their fields by the rule, their
+    emails, phones and tags, and every record that pointed at them; they become tombstones
+    whose ids lead to it. With dry_run, all of it is done and then undone."""
+    if if_match is None or if_match.strip() == "*":
+        raise PreconditionRequired(
+            "Send the survivor's ETag as If-Match: a merge is not undone, so it must be made "
+            "against the version you looked at."
+        )
+    repository = ContactRepository(session)
+    workspace_id = principal.workspace_id
+    survivor = await get_or_404(
+        repository, workspace_id, id, "contact", for_update=True, if_match=if_match
+    )
+    merge_ids = list(dict.fromkeys(data.merge_ids))
+    if id in merge_ids:
+        raise InvalidInput(("body", "merge_ids"), "A contact is not merged into itself.")
+    found = await repository.holding(workspace_id, "id", merge_ids)
+    missing = [other for other in merge_ids if other not in found]
+    if missing:
+        raise InvalidInput(("body", "merge_ids"), f"No contact with id {missing[0]}.")
+    for field, source in data.fields.items():
+        if source != id and source not in found:
+            raise InvalidInput(
+                ("body", "fields", str(field)), "Name the survivor or one of merge_ids."
+            )
+    others = [found[other][0] for other in merge_ids]
+    values = merged_values(survivor, others, data.rule, {str(f): s for f, s in data.fields.items()})
+    savepoint = await session.begin_nested()
+    await repository.release_emails(workspace_id, merge_ids)
+    for other in others:
+        soft_delete(other)
+        other.merged_into_id = survivor.id
+    await session.flush()  # tombstones first: the survivor may take one's external_id
+    changes: Changes = {}
+    for name, value in values.items():
+        assign(survivor, changes, name, value)
+    await _save_changes(session, principal, [(survivor, changes)])
+    moved = await merged(session, "contact", workspace_id, merge_ids, survivor.id)
+    # Contacts merged into these before now lead to the survivor too.
+    await repoint(session, Contact, "merged_into_id", workspace_id, merge_ids, survivor.id)
+    result = ContactMergeResult(
+        id=survivor.id,
+        dry_run=data.dry_run,
+        merged_ids=merge_ids,
+        moved=MergeMoves.model_validate(moved),
+        survivor=ContactRead.model_validate(survivor),
+    )
+    if data.dry_run:
+        await savepoint.rollback()
+        return result
+    for other in others:
+        announce(session, "deleted", other)
+    emit(session, workspace_id, "contact.merged", result)
+    await savepoint.commit()
+    return result
+
+
+async def list_duplicates(
+    session: AsyncSession, principal: Principal, params: DuplicateListParams
+) -> tuple[list[DuplicateGroup], str | None]:
+    """Likely duplicates, a group per shared key, best evidence first."""
+    reasons = [params.reason] if params.reason else list(DuplicateReason)
+    print_ = fingerprint("duplicates", {"reasons": reasons, "min_score": params.min_score})
+    after = None
+    if params.cursor:
+        rank_key = decode_cursor(params.cursor, DUPLICATE_ORDER, print_)
+        after = (int(rank_key[0]), str(rank_key[1]))
+    repository = ContactRepository(session)
+    rows = await repository.duplicate_groups(
+        principal.workspace_id,
+        reasons=[str(r) for r in reasons],
+        min_score=params.min_score,
+        after=after,
+        limit=params.limit + 1,
+    )
+    page, more = rows[: params.limit], len(rows) > params.limit
+    contacts = await repository.live_by_ids(
+        principal.workspace_id, [i for *_, ids in page for i in ids]
+    )
+    groups = [
+        DuplicateGroup(
+            reason=DuplicateReason(reason),
+            key=key,
+            score=score,
+            contacts=[ContactRead.model_validate(contacts[i]) for i in ids if i in contacts],
+        )
+        for _, reason, key, score, ids in page
+    ]
+    next_cursor = encode_cursor([page[-1][0], page[-1][2]], print_) if more else None
+    return groups, next_cursor

@@ -106,6 +106,10 @@ class PreconditionFailed(ProblemError):
     status, slug, title = 412, "precondition-failed", "Precondition failed"
 
 
+class PreconditionRequired(ProblemError):
+    status, slug, title = 428, "precondition-required", "Precondition required"
+
+
 class PayloadTooLarge(ProblemError):
     status, slug, title = 413, "payload-too-large", "Payload too large"
 

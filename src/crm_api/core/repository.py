@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.interfaces import LoaderOption
 
@@ -143,3 +143,25 @@ def record_filters(model: Any, params: RecordListParams) -> list[ColumnElement[b
     if params.updated_before is not None:
         where.append(model.updated_at < params.updated_before)
     return where
+
+
+async def repoint(
+    session: AsyncSession,
+    model: Any,
+    column: str,
+    workspace_id: uuid.UUID,
+    from_ids: Sequence[uuid.UUID],
+    to_id: uuid.UUID,
+) -> int:
+    """Make every row of `model` whose `column` is one of from_ids point at to_id (deleted rows
+    too: nothing may point at a merged record); versioned rows get a new version. How many."""
+    values: dict[str, Any] = {column: to_id}
+    if hasattr(model, "version"):
+        values.update(version=model.version + 1, updated_at=func.now())
+    result = await session.execute(
+        update(model)
+        .where(model.workspace_id == workspace_id, getattr(model, column).in_(from_ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

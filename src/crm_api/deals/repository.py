@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, Date, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import selectinload
 
 from crm_api.core.pagination import SortField
@@ -156,6 +157,31 @@ class DealRepository(Repository[Deal]):
             .execution_options(synchronize_session=False, populate_existing=True)
         )
         return list(result.scalars())
+
+    async def move_contacts(
+        self, workspace_id: uuid.UUID, from_ids: Sequence[uuid.UUID], to_id: uuid.UUID
+    ) -> int:
+        """Link `to_id` instead of these contacts on every deal (once, if it was linked already);
+        how many deals changed."""
+        removed = await self.session.execute(
+            delete(DealContact)
+            .where(DealContact.workspace_id == workspace_id, DealContact.contact_id.in_(from_ids))
+            .returning(DealContact.deal_id)
+        )
+        deal_ids = sorted(set(removed.scalars()))
+        if not deal_ids:
+            return 0
+        links = [
+            {"workspace_id": workspace_id, "deal_id": d, "contact_id": to_id} for d in deal_ids
+        ]
+        await self.session.execute(insert(DealContact).on_conflict_do_nothing(), links)
+        await self.session.execute(
+            update(Deal)
+            .where(Deal.workspace_id == workspace_id, Deal.id.in_(deal_ids))
+            .values(version=Deal.version + 1, updated_at=func.now())
+            .execution_options(synchronize_session=False)
+        )
+        return len(deal_ids)
 
     async def remove_contact(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> list[Deal]:
         """Take the contact off every deal; returns the live deals it was on, as they are now."""

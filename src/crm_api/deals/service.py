@@ -13,7 +13,7 @@ from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
 from crm_api.core.etag import check_if_match
-from crm_api.core.hooks import on_delete
+from crm_api.core.hooks import on_delete, on_merge
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import (
     apply_fields,
@@ -635,3 +635,13 @@ async def _drop_deleted_contact(
     for deal in await DealRepository(session).remove_contact(workspace_id, contact_id):
         old = sorted([*deal.contact_ids, contact_id])
         _announce_deal(session, "updated", deal, {"contact_ids": (old, deal.contact_ids)})
+
+
+@on_merge("contact", "deals")
+async def _follow_merged_contacts(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    merged_ids: Sequence[uuid.UUID],
+    survivor_id: uuid.UUID,
+) -> int:
+    return await DealRepository(session).move_contacts(workspace_id, merged_ids, survivor_id)

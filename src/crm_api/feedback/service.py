@@ -7,6 +7,7 @@ from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
+from crm_api.core.hooks import repoint_on_merge
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     apply_fields,
@@ -162,3 +163,7 @@ async def delete_feedback(
     """A deleted CSAT answer leaves its ticket showing the one before it, if any."""
     feedback = await WRITES.delete(session, principal, id, if_match)
     await _show_on_tickets(session, feedback, None)
+
+
+# Nothing points at a merged contact: its records follow it to the one it was merged into.
+repoint_on_merge("contact", "feedback", Feedback, "contact_id")

@@ -8,6 +8,7 @@ from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
+from crm_api.core.hooks import repoint_on_merge
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
     apply_fields,
@@ -147,3 +148,6 @@ update_interaction = WRITES.update
 upsert_interaction = WRITES.upsert
 batch_upsert_interactions = WRITES.batch_upsert
 delete_interaction = WRITES.delete
+
+# Nothing points at a merged contact: its records follow it to the one it was merged into.
+repoint_on_merge("contact", "interactions", Interaction, "contact_id")

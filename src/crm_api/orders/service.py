@@ -11,6 +11,7 @@ from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput
+from crm_api.core.hooks import repoint_on_merge
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import (
     apply_fields,
@@ -257,3 +258,7 @@ async def import_orders(
     """Apply import rows: each updates the order it names by external_id, else by
     order_number, or creates one."""
     return await WRITES.import_rows(session, principal, rows, ["order_number"])
+
+
+# Nothing points at a merged contact: its records follow it to the one it was merged into.
+repoint_on_merge("contact", "orders", Order, "contact_id")

@@ -11,7 +11,7 @@ from crm_api.core.auth import Principal
 from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
-from crm_api.core.hooks import on_delete
+from crm_api.core.hooks import on_delete, repoint_on_merge
 from crm_api.core.patch import Changes, assign, merge_patch
 from crm_api.core.records import (
     apply_fields,
@@ -747,3 +747,8 @@ async def _unlink(
     tickets = await TicketRepository(session).unlink(workspace_id, field, value)
     for read in await read_tickets(session, tickets):
         emit(session, workspace_id, "ticket.updated", read, changes={field: (value, None)})
+
+
+# Nothing points at a merged contact: its records follow it to the one it was merged into.
+repoint_on_merge("contact", "tickets", Ticket, "contact_id")
+repoint_on_merge("contact", "ticket_comments", TicketComment, "author_contact_id")
