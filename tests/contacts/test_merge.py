@@ -329,3 +329,17 @@ class TestDuplicates:
             f"/v1/contacts/duplicates?cursor={first['data'] and 'x'}", headers=tenant.headers
         )
         assert_problem(response, 422)
+
+    async def test_crossing_merges_do_not_deadlock(
+        self, live_client: AsyncClient, live_tenant: Tenant
+    ) -> None:
+        for _ in range(3):
+            a = await create_contact(live_client, live_tenant)
+            b = await create_contact(live_client, live_tenant)
+            responses = await asyncio.gather(
+                merge(live_client, live_tenant, a, {"merge_ids": [b["id"]]}),
+                merge(live_client, live_tenant, b, {"merge_ids": [a["id"]]}),
+            )
+            assert sorted(r.status_code for r in responses) == [200, 404], [
+                r.text for r in responses
+            ]

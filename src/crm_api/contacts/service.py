@@ -50,6 +50,7 @@ from crm_api.core.errors import (
     PreconditionRequired,
     ProblemError,
 )
+from crm_api.core.etag import check_if_match
 from crm_api.core.hooks import deleted, merged
 from crm_api.core.pagination import decode_cursor, encode_cursor, fingerprint
 from crm_api.core.patch import Changes, assign
@@ -543,13 +544,15 @@ async def merge_contacts(
         )
     repository = ContactRepository(session)
     workspace_id = principal.workspace_id
-    survivor = await get_or_404(
-        repository, workspace_id, id, "contact", for_update=True, if_match=if_match
-    )
     merge_ids = list(dict.fromkeys(data.merge_ids))
+    # All of them locked in id order, so merges that cross (A into B, B into A) never deadlock.
+    found = await repository.holding(workspace_id, "id", sorted({id, *merge_ids}))
+    if id not in found:
+        raise NotFound(f"No contact with id {id}.")
+    survivor = found[id][0]
+    check_if_match(if_match, survivor.version)
     if id in merge_ids:
         raise InvalidInput(("body", "merge_ids"), "A contact is not merged into itself.")
-    found = await repository.holding(workspace_id, "id", merge_ids)
     missing = [other for other in merge_ids if other not in found]
     if missing:
         raise InvalidInput(("body", "merge_ids"), f"No contact with id {missing[0]}.")
