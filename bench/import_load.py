@@ -227,33 +227,37 @@ async def main() -> None:
     database_url = to_asyncpg_url(arguments.database_url)
     n = arguments.rows
     kinds = arguments.resources.split(",")
-    figures = []
+    figures: list[Figures] = []
     _, imported_key = await new_workspace(settings, database_url, "Bench import")
     copied_ws, _ = await new_workspace(settings, database_url, "Bench COPY")
     with tempfile.TemporaryDirectory() as folder:
+        plans = []
         for kind in kinds:
             if kind == "contacts":
                 header, row = contact_rows(n)
                 columns = ["workspace_id", "id", "external_id", "first_name", "last_name"]
                 columns += ["email", "phone", "lifecycle_stage", "consent"]
-                table, ids = "contacts", None
             else:
                 header, row = order_rows(n, n)
                 columns = ["workspace_id", "id", "external_id", "order_number", "contact_id"]
                 columns += ["status", "ordered_at", "currency", "total"]
-                table, ids = "orders", await contact_ids_of(database_url, copied_ws, n)
             path = Path(folder) / f"{kind}.csv"
             write_csv(path, header, row, n)
             size = path.stat().st_size / 1024 / 1024
             print(f"{kind}: {n:,} rows, {size:,.0f} MiB of CSV", flush=True)
-            before = peak_rss_mib()
+            plans.append((kind, header, row, columns, path))
+        # Every import first, so the peak memory after each is the import path's own.
+        timings = {}
+        for kind, _, _, _, path in plans:
             upload_s, apply_s = await import_file(
                 settings, database_url, imported_key, ImportResource(kind), path, n
             )
-            import_peak = peak_rss_mib()
-            copy_s = await copy_raw(database_url, copied_ws, table, columns, header, row, n, ids)
-            figures.append(Figures(kind, n, upload_s, apply_s, import_peak, copy_s, peak_rss_mib()))
-            print(f"  peak memory before {before:,.0f} MiB, after the import {import_peak:,.0f}")
+            timings[kind] = (upload_s, apply_s, peak_rss_mib())
+            print(f"  peak memory after the {kind} import: {timings[kind][2]:,.0f} MiB")
+        for kind, header, row, columns, _ in plans:
+            ids = await contact_ids_of(database_url, copied_ws, n) if kind == "orders" else None
+            copy_s = await copy_raw(database_url, copied_ws, kind, columns, header, row, n, ids)
+            figures.append(Figures(kind, n, *timings[kind], copy_s, peak_rss_mib()))
     print()
     print(
         "| resource | rows | upload s | apply s | import rows/s | COPY s | COPY rows/s | ratio "

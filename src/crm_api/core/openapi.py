@@ -38,10 +38,21 @@ def finish_openapi(app: FastAPI) -> None:
                         content = response.get("content", {})
                         if PROBLEM_MEDIA_TYPE in content:
                             content.pop("application/json", None)
+            _mark_uploads(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mark_uploads(schema: dict[str, Any]) -> None:
+    """An uploaded file is `contentMediaType: application/octet-stream` in OpenAPI 3.1, which
+    client generators (openapi-python-client among them) read as text; `format: binary` too
+    makes them send a file."""
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        for field in component.get("properties", {}).values():
+            if field.get("contentMediaType") == "application/octet-stream":
+                field["format"] = "binary"
 
 
 def links(parameter: str, *operation_ids: str, field: str = "id") -> dict[str, Any]:
