@@ -179,7 +179,7 @@ def test_stateful_workflows(family: str, live_server: LiveServer, database_url: 
             # steps draw true randomness, so a replayed scenario cannot draw the same again (and
             # derandomizing cannot work); a failure is reported as it happened.
             settings=settings(
-                max_examples=max(40, EXAMPLES),
+                max_examples=max(30, EXAMPLES),
                 stateful_step_count=8,
                 deadline=None,
                 phases=[Phase.generate],
