@@ -7,15 +7,18 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.contacts.models import Contact
 from crm_api.core.auth import Scope
+from crm_api.core.periodic import Scheduler
 from crm_api.imports.service import run_waiting_imports, statistics_due
 from crm_api.settings import Settings
+from crm_api.tasks import periodic_tasks
 from tests.builders import Tenant, assert_problem, create_company, create_contact, create_key
 from tests.conftest import make_app, make_client
 from tests.imports.conftest import imported, row_errors, run_to_end, upload
+from tests.webhooks.conftest import eventually, fast_settings, make_dispatcher, running
 
 MAPPING = {
     "E-mail": "email",
@@ -443,3 +446,25 @@ def test_statistics_are_refreshed_as_an_import_grows_fourfold(
     before: int, after: int, due: bool
 ) -> None:
     assert statistics_due(before, after) is due
+
+
+async def test_the_worker_loop_applies_imports_while_it_delivers(
+    live_app: FastAPI, live_client: AsyncClient, live_tenant: Tenant, engine: AsyncEngine
+) -> None:
+    """`crm-api worker` (and serve --with-worker) apply uploaded files in the background."""
+    rows = "".join(f"bg{n}@example.com,B{n}\n" for n in range(1500))
+    created = (await upload(live_client, live_tenant, "email,first_name\n" + rows)).json()
+    dispatcher = make_dispatcher(live_app, engine)
+    dispatcher.scheduler = Scheduler(
+        live_app.state.sessionmaker, periodic_tasks(fast_settings(import_scan_seconds=0.05))
+    )
+    path = f"/v1/imports/{created['id']}"
+
+    async def completed() -> bool:
+        response = await live_client.get(path, headers=live_tenant.headers)
+        return bool(response.json()["status"] == "completed")
+
+    async with running(dispatcher):
+        await eventually(completed)
+    result = (await live_client.get(path, headers=live_tenant.headers)).json()
+    assert result["counts"]["created"] == 1500

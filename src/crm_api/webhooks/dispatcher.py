@@ -75,6 +75,8 @@ class Dispatcher:
             follow_redirects=False, limits=httpx.Limits(max_connections=200)
         )
         listener = asyncio.create_task(self._listen(stop))
+        # Periodic work (an import's chunks, SLA scans) runs beside delivery, never in its way.
+        scheduled = asyncio.create_task(self._run_scheduled(stop))
         try:
             while not stop.is_set():
                 # Cleared before looking, so a NOTIFY that comes while we look is not lost.
@@ -82,7 +84,6 @@ class Dispatcher:
                 try:
                     claimed = await self.run_once()
                     await self._maintain()
-                    await self.scheduler.run_due()
                 except Exception:  # the database may be restarting: log, wait, go on
                     logger.exception("dispatcher cycle failed")
                     claimed = 0
@@ -92,8 +93,15 @@ class Dispatcher:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            await scheduled
             if own_client:
                 await self.client.aclose()
+
+    async def _run_scheduled(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.scheduler.run_due()  # logs a failing task and goes on
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.worker_poll_seconds)
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; the number of deliveries claimed."""
