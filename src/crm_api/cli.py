@@ -68,7 +68,7 @@ def worker(
         int | None, typer.Option(min=1, max=256, help="Endpoints served at once.")
     ] = None,
 ) -> None:
-    """Deliver webhooks and announce SLA breaches until stopped (SIGTERM or Ctrl-C). Run as
+    """Deliver webhooks, apply imports and announce SLA breaches until stopped (SIGTERM). Run as
     many as you like: they share the work without doing anything twice."""
     from crm_api.tasks import periodic_tasks
     from crm_api.webhooks.dispatcher import run_worker
