@@ -210,6 +210,30 @@ class TestMatching:
         assert contact["custom_fields"] == {}
 
 
+class TestUnreadableRows:
+    async def test_ndjson_lines_that_are_not_objects_are_rejected_by_line(
+        self, client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+    ) -> None:
+        content = '{"email": "a@example.com"}\n{"email": \n[1, 2]\n\n{"email": "b@example.com"}\n'
+        result = await imported(client, sessionmaker, tenant, content, filename="rows.ndjson")
+        assert result["counts"] == {"created": 2, "updated": 0, "unchanged": 0, "failed": 2}
+        errors = await row_errors(client, tenant, result["id"])
+        assert [(e["line"], e["detail"][:14]) for e in errors] == [
+            (2, "Not valid JSON"),
+            (3, "Each line must"),
+        ]
+
+    async def test_a_csv_quote_left_open_rejects_the_rest_as_one_row(
+        self, client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+    ) -> None:
+        content = 'email,first_name\na@example.com,Ann\nb@example.com,"Bo\nc@example.com,Cy\n'
+        result = await imported(client, sessionmaker, tenant, content)
+        assert result["counts"]["created"] == 1
+        [error] = await row_errors(client, tenant, result["id"])
+        assert error["line"] == 3
+        assert error["detail"].startswith("Cannot be read as CSV")
+
+
 class TestOtherResources:
     async def test_orders_from_ndjson_name_their_contact_by_email_or_external_id(
         self, client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant

@@ -223,10 +223,6 @@ async def create_contact(
     return contact
 
 
-async def get_contact(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Contact:
-    return await get_or_404(ContactRepository(session), principal.workspace_id, id, "contact")
-
-
 async def list_contacts(
     session: AsyncSession, principal: Principal, params: ContactListParams
 ) -> tuple[list[Contact], str | None]:

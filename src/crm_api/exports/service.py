@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, create_model
@@ -78,21 +79,18 @@ SOURCES = {
     ),
 }
 
-_PARAMS: dict[type[ListParams], type[InputSchema]] = {}
 
-
+@cache
 def export_params(list_params: type[ListParams]) -> type[InputSchema]:
     """The list endpoint's filters (no paging or sort: exports come oldest first), and `format`."""
-    if list_params not in _PARAMS:
-        fields: dict[str, Any] = {
-            name: (info.annotation, info)
-            for name, info in list_params.model_fields.items()
-            if name not in ("limit", "cursor", "sort")
-        }
-        fields["format"] = (ExportFormat, ExportFormat.csv)
-        name = list_params.__name__.replace("ListParams", "ExportParams")
-        _PARAMS[list_params] = create_model(name, __base__=InputSchema, **fields)
-    return _PARAMS[list_params]
+    fields: dict[str, Any] = {
+        name: (info.annotation, info)
+        for name, info in list_params.model_fields.items()
+        if name not in ("limit", "cursor", "sort")
+    }
+    fields["format"] = (ExportFormat, ExportFormat.csv)
+    name = list_params.__name__.replace("ListParams", "ExportParams")
+    return create_model(name, __base__=InputSchema, **fields)
 
 
 @dataclass(frozen=True)

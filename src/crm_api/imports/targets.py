@@ -23,6 +23,7 @@ from crm_api.contacts.schemas import ContactUpdate
 from crm_api.contacts.service import import_contacts
 from crm_api.core.auth import Principal, Scope
 from crm_api.core.errors import InvalidData, ProblemError
+from crm_api.core.repository import Repository
 from crm_api.core.schemas import bare_type
 from crm_api.core.writes import RowOutcome
 from crm_api.orders.models import Order, OrderLine
@@ -110,18 +111,14 @@ class ImportTarget:
         return f"No {self.noun} field `{path}`; the fields are {', '.join(names)}."
 
 
-async def _companies_by_external_id(
-    session: AsyncSession, workspace_id: uuid.UUID, values: Sequence[str]
-) -> dict[str, Any]:
-    found = await CompanyRepository(session).get_by_external_ids(workspace_id, values)
-    return {value: company.id for value, company in found.items()}
+def _ids_by_external_id(repository: Callable[[AsyncSession], Repository[Any]]) -> ReferenceLookup:
+    async def lookup(
+        session: AsyncSession, workspace_id: uuid.UUID, values: Sequence[str]
+    ) -> dict[str, Any]:
+        found = await repository(session).get_by_external_ids(workspace_id, values)
+        return {value: record.id for value, record in found.items()}
 
-
-async def _contacts_by_external_id(
-    session: AsyncSession, workspace_id: uuid.UUID, values: Sequence[str]
-) -> dict[str, Any]:
-    found = await ContactRepository(session).get_by_external_ids(workspace_id, values)
-    return {value: contact.id for value, contact in found.items()}
+    return lookup
 
 
 async def _contacts_by_email(
@@ -132,7 +129,10 @@ async def _contacts_by_email(
 
 
 COMPANY_BY_EXTERNAL_ID = Reference(
-    "company_external_id", "company_id", "the company's external_id", _companies_by_external_id
+    "company_external_id",
+    "company_id",
+    "the company's external_id",
+    _ids_by_external_id(CompanyRepository),
 )
 TARGETS = {
     "contacts": ImportTarget(
@@ -163,7 +163,7 @@ TARGETS = {
                 "contact_external_id",
                 "contact_id",
                 "the contact's external_id",
-                _contacts_by_external_id,
+                _ids_by_external_id(ContactRepository),
             ),
             Reference("contact_email", "contact_id", "an email of the contact", _contacts_by_email),
             COMPANY_BY_EXTERNAL_ID,
