@@ -130,3 +130,12 @@ def assert_problem(response: Any, status: int, *, loc: list[Any] | None = None) 
         locations = [error["loc"][: len(loc)] for error in body.get("errors", [])]
         assert loc in locations, body
     return body
+
+
+async def define_custom_field(
+    client: AsyncClient, tenant: Tenant, resource: str, key: str, type: str = "text", **fields: Any
+) -> dict[str, Any]:
+    body = {"resource": resource, "key": key, "label": key.title(), "type": type, **fields}
+    response = await client.post("/v1/custom-fields", json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())

@@ -98,3 +98,40 @@ def test_owner_ids_in_use_become_users(scratch_url: str) -> None:
     )
     assert (user["workspace_id"], user["id"], user["active"]) == (workspace, owner, True)
     assert user["name"] == f"Owner {owner}"
+
+
+def test_custom_field_keys_in_use_become_definitions(scratch_url: str) -> None:
+    """Before definitions existed, custom_fields were free: a key whose values share one JSON
+    type gets a definition of that type, so what records hold stays writable."""
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "9b5ac5372a99")  # merged contacts, the revision before definitions
+    workspace = uuid.uuid4()
+    contacts = [
+        '{"tier": "gold", "seats": 3, "vip": true, "mixed": 1}',
+        '{"tier": "silver", "seats": 4.5, "mixed": "x", "Camel": "y", "list": [1]}',
+    ]
+    rows = ",".join(
+        f"('{workspace}', '{uuid.uuid4()}', 'Ada', '{{}}', '{fields}')" for fields in contacts
+    )
+    asyncio.run(
+        _on_server(
+            scratch_url,
+            f"""
+            INSERT INTO workspaces (id, name) VALUES ('{workspace}', 'Old');
+            INSERT INTO contacts (workspace_id, id, first_name, consent, custom_fields)
+            VALUES {rows};
+            """,
+        )
+    )
+    command.upgrade(config, "head")
+    found = asyncio.run(
+        _on_server(
+            scratch_url,
+            "SELECT workspace_id, resource, key, type FROM custom_field_definitions ORDER BY key",
+        )
+    )
+    assert [(r["workspace_id"], r["resource"], r["key"], r["type"]) for r in found] == [
+        (workspace, "contacts", "seats", "number"),
+        (workspace, "contacts", "tier", "text"),
+        (workspace, "contacts", "vip", "boolean"),
+    ]

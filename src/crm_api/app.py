@@ -19,6 +19,7 @@ from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
 from crm_api.core.middleware import BodySizeLimit
 from crm_api.core.openapi import finish_openapi
+from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
 from crm_api.exports.router import router as exports_router
@@ -26,6 +27,7 @@ from crm_api.feedback.router import router as feedback_router
 from crm_api.imports.router import router as imports_router
 from crm_api.interactions.router import router as interactions_router
 from crm_api.orders.router import router as orders_router
+from crm_api.segments.router import router as segments_router
 from crm_api.settings import Settings, get_settings
 from crm_api.tasks import periodic_tasks
 from crm_api.tickets.router import router as tickets_router
@@ -42,6 +44,7 @@ from crm_api.workspaces.router import router as api_keys_router
 V1_ROUTERS = (
     contacts_router,
     companies_router,
+    custom_fields_router,
     users_router,
     teams_router,
     pipelines_router,
@@ -51,6 +54,7 @@ V1_ROUTERS = (
     interactions_router,
     feedback_router,
     orders_router,
+    segments_router,
     timeline_router,
     imports_router,
     exports_router,

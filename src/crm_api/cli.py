@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from crm_api import models  # noqa: F401  (every table and session hook, for each command)
 from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker, transaction
 from crm_api.imports.schemas import ImportErrorListParams, ImportFormat, ImportResource

@@ -1,14 +1,18 @@
 """Every domain's tables, so Base.metadata is complete (Alembic, mappers)."""
 
 from crm_api.companies.models import Company
-from crm_api.contacts.models import Contact, ContactEmail
+from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
+from crm_api.custom_fields import validation  # noqa: F401  (the flush-time check)
+from crm_api.custom_fields.models import CustomFieldDefinition
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.feedback.models import Feedback
 from crm_api.imports.models import Import, ImportChunk, ImportRowError
 from crm_api.interactions.models import Interaction
 from crm_api.orders.models import Order, OrderLine
+from crm_api.segments import metrics  # noqa: F401  (keeps contact metrics and segments current)
+from crm_api.segments.models import Segment, SegmentMember, StaleContact
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.webhooks import events  # noqa: F401  (the outbox's commit hook)
@@ -27,6 +31,8 @@ __all__ = [
     "Company",
     "Contact",
     "ContactEmail",
+    "ContactMetrics",
+    "CustomFieldDefinition",
     "Deal",
     "DealContact",
     "DealStageChange",
@@ -41,8 +47,11 @@ __all__ = [
     "Order",
     "OrderLine",
     "Pipeline",
+    "Segment",
+    "SegmentMember",
     "SlaPolicy",
     "Stage",
+    "StaleContact",
     "Team",
     "TeamMember",
     "Ticket",

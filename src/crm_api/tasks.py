@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from crm_api.core.periodic import PeriodicTask
 from crm_api.imports.service import run_waiting_imports
+from crm_api.segments.service import refresh_due_segments, refresh_stale_members
 from crm_api.settings import Settings
 from crm_api.tickets.service import announce_due_breaches
 
@@ -15,5 +16,15 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         ),
         PeriodicTask(
             "imports", timedelta(seconds=settings.import_scan_seconds), run_waiting_imports
+        ),
+        PeriodicTask(
+            "segment members",
+            timedelta(seconds=settings.segment_scan_seconds),
+            refresh_stale_members,
+        ),
+        PeriodicTask(
+            "segment refresh",
+            timedelta(seconds=settings.segment_scan_seconds),
+            refresh_due_segments,
         ),
     ]

@@ -16,6 +16,7 @@ from tests.builders import (
     create_key,
     create_pipeline,
     create_ticket,
+    define_custom_field,
 )
 
 
@@ -46,6 +47,8 @@ async def post(client: AsyncClient, tenant: Tenant, path: str, body: dict[str, A
 async def family(client: AsyncClient, tenant: Tenant) -> dict[str, Any]:
     """A survivor and a duplicate with a record of every kind."""
     company = await create_company(client, tenant, name="Acme")
+    for key in ("tier", "since"):
+        await define_custom_field(client, tenant, "contacts", key)
     keep = await create_contact(
         client, tenant, first_name="Ada", last_name=None, email="ada@example.com",
         tags=["vip"], custom_fields={"tier": "gold"}, external_id="ERP-1",

@@ -16,6 +16,7 @@ from tests.builders import (
     create_contact,
     create_key,
     create_user,
+    define_custom_field,
 )
 
 
@@ -37,6 +38,7 @@ class TestCreateContact:
     async def test_created_with_normalised_fields(
         self, client: AsyncClient, tenant: Tenant
     ) -> None:
+        await define_custom_field(client, tenant, "contacts", "loyalty_id")
         response = await client.post(
             "/v1/contacts",
             json={
@@ -242,6 +244,8 @@ class TestGetContact:
 
 class TestUpdateContact:
     async def test_patch_merges(self, client: AsyncClient, tenant: Tenant) -> None:
+        for key, type in (("plan", "text"), ("seats", "number"), ("region", "text")):
+            await define_custom_field(client, tenant, "contacts", key, type)
         contact = await create_contact(
             client,
             tenant,

@@ -15,6 +15,7 @@ from tests.builders import (
     create_key,
     create_pipeline,
     create_user,
+    define_custom_field,
 )
 
 
@@ -35,6 +36,7 @@ class TestCreateDeal:
     async def test_in_a_stage(self, client: AsyncClient, tenant: Tenant) -> None:
         pipeline = await create_pipeline(client, tenant)
         company = await create_company(client, tenant)
+        await define_custom_field(client, tenant, "deals", "seats", "number")
         contacts = [
             await create_contact(client, tenant, email=f"{i}@example.com") for i in range(2)
         ]

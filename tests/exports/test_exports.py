@@ -10,7 +10,13 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.core.auth import Scope
-from tests.builders import Tenant, assert_problem, create_contact, create_key
+from tests.builders import (
+    Tenant,
+    assert_problem,
+    create_contact,
+    create_key,
+    define_custom_field,
+)
 from tests.imports.conftest import imported
 
 
@@ -41,6 +47,7 @@ class TestCsv:
         tenant: Tenant,
         other_tenant: Tenant,
     ) -> None:
+        await define_custom_field(client, tenant, "contacts", "tier")
         ada = await create_contact(
             client, tenant, email="ada@example.com", lifecycle_stage="customer",
             tags=["vip", "emea"], address={"city": "Łódź", "country": "PL"},
@@ -62,6 +69,7 @@ class TestCsv:
         content = everything.content
         assert len(read_csv(everything)) == 2
         mapping = {c: c for c in ("first_name", "email", "tags", "address", "custom_fields")}
+        await define_custom_field(client, other_tenant, "contacts", "tier")
         result = await imported(
             client, sessionmaker, other_tenant, content, mapping=mapping, filename="x.csv"
         )

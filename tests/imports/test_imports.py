@@ -15,7 +15,14 @@ from crm_api.core.periodic import Scheduler
 from crm_api.imports.service import run_waiting_imports, statistics_due
 from crm_api.settings import Settings
 from crm_api.tasks import periodic_tasks
-from tests.builders import Tenant, assert_problem, create_company, create_contact, create_key
+from tests.builders import (
+    Tenant,
+    assert_problem,
+    create_company,
+    create_contact,
+    create_key,
+    define_custom_field,
+)
 from tests.conftest import make_app, make_client
 from tests.imports.conftest import imported, row_errors, run_to_end, upload
 from tests.webhooks.conftest import eventually, fast_settings, make_dispatcher, running
@@ -98,6 +105,7 @@ class TestTenThousandRows:
         self, client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
     ) -> None:
         content = ten_thousand_rows()
+        await define_custom_field(client, tenant, "contacts", "tier")
         first = await imported(client, sessionmaker, tenant, content, mapping=MAPPING)
         assert first["status"] == "completed"
         assert (first["rows_total"], first["rows_processed"]) == (10_000, 10_000)

@@ -4,11 +4,33 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func
 
 from crm_api.companies.models import Company
-from crm_api.companies.schemas import CompanyListParams
+from crm_api.companies.schemas import CompanyListParams, CompanySize, CompanyType
+from crm_api.core.filters import (
+    FilterField,
+    FilterFields,
+    Kind,
+    address_fields,
+    choice,
+    record_fields,
+)
 from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 
+COMPANY_FILTERS = FilterFields(
+    fields={
+        **record_fields(Company),
+        "name": FilterField(Kind.text, Company.name),
+        "domain": FilterField(Kind.text, Company.domain),
+        "industry": FilterField(Kind.text, Company.industry),
+        "size": choice(Company.size, CompanySize),
+        "type": choice(Company.type, CompanyType),
+        "phone": FilterField(Kind.text, Company.phone),
+        "owner_id": FilterField(Kind.id, Company.owner_id),
+        **address_fields(Company.address),
+    },
+    custom_fields=Company.custom_fields,
+)
 COMPANY_ID_SORT = SortField(Company.id, uuid.UUID)
 COMPANY_SORTS = {
     "created_at": SortField(Company.created_at, datetime),

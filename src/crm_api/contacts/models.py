@@ -1,13 +1,17 @@
 import uuid
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
     ForeignKeyConstraint,
     Index,
+    Integer,
+    Numeric,
     PrimaryKeyConstraint,
     Text,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -134,6 +138,33 @@ class ContactEmail(Base):
     workspace_id: Mapped[uuid.UUID]
     email: Mapped[str] = mapped_column(Text)
     contact_id: Mapped[uuid.UUID]
+
+
+class ContactMetrics(Base):
+    """What a contact's orders, feedback and tickets add up to, kept current in the transaction
+    that changes them (segments/metrics.py), so filters and segments can use them as
+    `metrics.<name>`. A contact with no row has no orders, feedback or tickets yet."""
+
+    __tablename__ = "contact_metrics"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "contact_id"),
+        ForeignKeyConstraint(
+            ["workspace_id", "contact_id"],
+            ["contacts.workspace_id", "contacts.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    workspace_id: Mapped[uuid.UUID]
+    contact_id: Mapped[uuid.UUID]
+    # Paid orders (not pending, refunded or cancelled); amounts summed as they are.
+    order_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_spent: Mapped[Decimal] = mapped_column(Numeric, default=0, server_default="0")
+    first_order_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_order_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_nps_score: Mapped[int | None] = mapped_column(Integer, default=None)
+    open_ticket_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 register_constraint(

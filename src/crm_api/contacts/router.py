@@ -23,6 +23,7 @@ from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.filters import SearchParams
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
@@ -66,6 +67,25 @@ async def contacts_list(
     params: Annotated[ContactListParams, Query()],
 ) -> ContactPage:
     rows, next_cursor = await service.list_contacts(session, principal, params)
+    set_link_header(request, response, next_cursor)
+    return ContactPage(data=[ContactRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/contacts/search",
+    response_model=ContactPage,
+    responses={200: {"headers": LINK_HEADER}},
+    summary="Search contacts with the filter language",
+    description="The filter is a tree of `all` (AND) and `any` (OR) groups of conditions "
+    "`{field, op, value}`. A condition never matches a missing value, except `neq`, `nin` and "
+    "`is_null: true`, which are exactly the negation of `eq`, `in` and `is_null: false`. "
+    "`contains` and `starts_with` ignore case. `metrics.*` are what the contact's paid orders, "
+    "NPS answers and open tickets add up to. " + service.SEARCH_FIELDS,
+)
+async def contacts_search(
+    request: Request, response: Response, data: SearchParams, session: DbSession, principal: Reader
+) -> ContactPage:
+    rows, next_cursor = await service.search_contacts(session, principal, data)
     set_link_header(request, response, next_cursor)
     return ContactPage(data=[ContactRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 

@@ -12,6 +12,7 @@ from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.merging import merged_values
 from crm_api.contacts.models import Contact, unknown_consent
 from crm_api.contacts.repository import (
+    CONTACT_FILTERS,
     CONTACT_ID_SORT,
     CONTACT_SORTS,
     DUPLICATE_ORDER,
@@ -51,6 +52,8 @@ from crm_api.core.errors import (
     ProblemError,
 )
 from crm_api.core.etag import check_if_match
+from crm_api.core.field_types import CustomFieldResource
+from crm_api.core.filters import SearchParams, fields_description
 from crm_api.core.hooks import deleted, merged
 from crm_api.core.pagination import decode_cursor, encode_cursor, fingerprint
 from crm_api.core.patch import Changes, assign
@@ -76,6 +79,7 @@ from crm_api.core.writes import (
     repeats_a_key,
     write_rows,
 )
+from crm_api.custom_fields.service import search_records
 from crm_api.users.repository import UserRepository
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
@@ -230,6 +234,23 @@ async def list_contacts(
     where = repository.list_filters(principal.workspace_id, params)
     return await list_records(
         repository, principal.workspace_id, params, where, CONTACT_SORTS, CONTACT_ID_SORT
+    )
+
+
+SEARCH_FIELDS = fields_description(CONTACT_FILTERS)
+
+
+async def search_contacts(
+    session: AsyncSession, principal: Principal, params: SearchParams
+) -> tuple[list[Contact], str | None]:
+    return await search_records(
+        ContactRepository(session),
+        principal.workspace_id,
+        params,
+        CustomFieldResource.contacts,
+        CONTACT_FILTERS,
+        CONTACT_SORTS,
+        CONTACT_ID_SORT,
     )
 
 

@@ -58,7 +58,9 @@ CustomFields = Annotated[
     dict[str, Any],
     Field(
         max_length=100,
-        description="Your own fields, as a JSON object (at most 100 keys).",
+        description="Your own fields, as a JSON object (at most 100 keys). Each key written must "
+        "be defined for the resource at /v1/custom-fields and its value must fit the type (422 "
+        "naming the key); `null` removes a key.",
         examples=[{"loyalty_id": "LX-1002", "vip": True}],
     ),
 ]

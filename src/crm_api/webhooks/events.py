@@ -4,6 +4,7 @@ the outbox and fanned out to the subscribed endpoints, all in that transaction. 
 write (or savepoint) announces nothing, and a committed one cannot go unannounced."""
 
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
@@ -72,6 +73,17 @@ def emit(
     return pending.id
 
 
+# Called with a transaction's events just before they are published, in that transaction:
+# how a higher domain keeps what it derives from changes (segment metrics) in step with them.
+EventObserver = Callable[[Session, Sequence[PendingEvent]], None]
+_OBSERVERS: list[EventObserver] = []
+
+
+def observe(observer: EventObserver) -> EventObserver:
+    _OBSERVERS.append(observer)
+    return observer
+
+
 @event.listens_for(Session, "before_commit")
 def _publish_before_commit(session: Session) -> None:
     # A savepoint's release fires this too; its events wait for the real commit, so the
@@ -80,6 +92,8 @@ def _publish_before_commit(session: Session) -> None:
         return
     pending: list[PendingEvent] = session.info.pop(_OUTBOX, [])
     if pending:
+        for observer in _OBSERVERS:
+            observer(session, pending)
         _publish(OutboxWriter(session), pending)
 
 
