@@ -7,6 +7,7 @@ EXISTS. Values are checked against the field's kind and always bound as paramete
 Null: a condition never matches a missing value, except the negative ones, which are exactly
 the negation of their positive twin: `neq` (not `eq`), `nin` (not `in`), `is_null: true`."""
 
+import operator
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,14 @@ OPERATORS: dict[Kind, tuple[FilterOp, ...]] = {
     Kind.id: (FilterOp.eq, FilterOp.neq, *ANY_OF),
     Kind.choice: (FilterOp.eq, FilterOp.neq, *ANY_OF),
     Kind.labels: (FilterOp.contains, *ANY_OF),
+}
+# One table for SQL expressions and plain values alike (columns overload the operators).
+COMPARISONS: dict[FilterOp, Callable[[Any, Any], Any]] = {
+    FilterOp.eq: operator.eq,
+    FilterOp.lt: operator.lt,
+    FilterOp.lte: operator.le,
+    FilterOp.gt: operator.gt,
+    FilterOp.gte: operator.ge,
 }
 # The negative operators, and the positive twin each negates.
 NEGATIONS = {FilterOp.neq: FilterOp.eq, FilterOp.nin: FilterOp.in_}
@@ -440,15 +449,8 @@ def _predicate(target: FilterField, op: FilterOp, value: Any) -> ColumnElement[b
         return column.ilike("%" + escape_like(value) + "%", escape="\\")
     if op is FilterOp.starts_with:
         return column.ilike(escape_like(value) + "%", escape="\\")
-    bound = _bind(target, value)
-    comparisons: dict[FilterOp, Callable[[Any, Any], ColumnElement[bool]]] = {
-        FilterOp.eq: lambda a, b: a == b,
-        FilterOp.lt: lambda a, b: a < b,
-        FilterOp.lte: lambda a, b: a <= b,
-        FilterOp.gt: lambda a, b: a > b,
-        FilterOp.gte: lambda a, b: a >= b,
-    }
-    return comparisons[op](column, bound)
+    compared: ColumnElement[bool] = COMPARISONS[op](column, _bind(target, value))
+    return compared
 
 
 def _labels(target: FilterField, op: FilterOp, value: Any) -> ColumnElement[bool]:
@@ -491,14 +493,7 @@ def holds(op: FilterOp, actual: Any, value: Any) -> bool:
         return bool(actual in value)
     if op is FilterOp.between:
         return bool(value[0] <= actual <= value[1])
-    comparisons: dict[FilterOp, Callable[[Any, Any], bool]] = {
-        FilterOp.eq: lambda a, b: a == b,
-        FilterOp.lt: lambda a, b: a < b,
-        FilterOp.lte: lambda a, b: a <= b,
-        FilterOp.gt: lambda a, b: a > b,
-        FilterOp.gte: lambda a, b: a >= b,
-    }
-    return comparisons[op](actual, value)
+    return bool(COMPARISONS[op](actual, value))
 
 
 def fields_description(allowed: FilterFields) -> str:

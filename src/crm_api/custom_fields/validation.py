@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
 from crm_api.core.errors import InvalidInput
@@ -20,10 +21,9 @@ _RESOURCES = frozenset(resource.value for resource in CustomFieldResource)
 Definitions = dict[str, CustomFieldDefinition]
 
 
-def forget_definitions(session: Any) -> None:
+def forget_definitions(session: AsyncSession) -> None:
     """After a definition changes, the transaction's next write reads them again."""
-    info = session.sync_session.info if hasattr(session, "sync_session") else session.info
-    info.pop(_CACHE, None)
+    session.sync_session.info.pop(_CACHE, None)
 
 
 def _definitions(session: Session, workspace_id: uuid.UUID, resource: str) -> Definitions:

@@ -88,7 +88,7 @@ async def _rebuild(session: AsyncSession, segment: Segment, *, announce: bool) -
             session, segment.workspace_id, FILTER.validate_python(segment.filter)
         )
     except InvalidInput as error:
-        segment.refresh_error = str(error.extensions.get("errors", [{}])[0].get("msg", error))
+        segment.refresh_error = error.detail
         return
     joined, left = await SegmentRepository(session).rebuild(segment, where)
     segment.member_count += len(joined) - len(left)
