@@ -91,24 +91,38 @@ def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession
     )
 
 
-def make_app(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+def bind(
+    app: FastAPI, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> FastAPI:
-    app = create_app(settings)
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker
     return app
+
+
+def make_app(
+    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> FastAPI:
+    return bind(create_app(settings), engine, sessionmaker)
 
 
 def make_client(app: FastAPI) -> AsyncClient:
     return AsyncClient(transport=ASGITransport(app=app), base_url="http://test")
 
 
+# Building the app takes about 0.3 s, so the run builds two and each test gives them its engine
+# and sessionmaker: `app` for tests in a rolled-back transaction, `live_app` for those that commit.
+@pytest.fixture(scope="session")
+def _apps(settings: Settings) -> tuple[FastAPI, FastAPI]:
+    return create_app(settings), create_app(settings)
+
+
 @pytest.fixture
 def app(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+    _apps: tuple[FastAPI, FastAPI],
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> FastAPI:
-    return make_app(settings, engine, sessionmaker)
+    return bind(_apps[0], engine, sessionmaker)
 
 
 @pytest.fixture
@@ -132,8 +146,8 @@ async def other_tenant(sessionmaker: async_sessionmaker[AsyncSession]) -> Tenant
 
 
 @pytest.fixture
-def live_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
-    return make_app(settings, engine, create_sessionmaker(engine))
+def live_app(_apps: tuple[FastAPI, FastAPI], engine: AsyncEngine) -> FastAPI:
+    return bind(_apps[1], engine, create_sessionmaker(engine))
 
 
 @pytest.fixture
