@@ -89,6 +89,7 @@ MOVED = {
     "feedback": 1,
     "interactions": 1,
     "orders": 1,
+    "segments": 0,
     "ticket_comments": 1,
     "tickets": 1,
 }

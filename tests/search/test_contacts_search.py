@@ -190,4 +190,4 @@ async def test_pages_follow_the_filter_and_sort(client: AsyncClient, tenant: Ten
         sort="-created_at",
         cursor=body["next_cursor"],
     )
-    assert_problem(other, 422, loc=["query", "cursor"])
+    assert_problem(other, 422, loc=["body", "cursor"])

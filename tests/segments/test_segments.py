@@ -226,6 +226,43 @@ class TestStatic:
         await run_worker(sessionmaker)
         assert await member_count(client, tenant, segment) == 0
 
+    async def test_the_survivor_of_a_merge_takes_a_merged_contacts_place(
+        self,
+        client: AsyncClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tenant: Tenant,
+    ) -> None:
+        ada = await create_contact(client, tenant, email="ada@x.com", lifecycle_stage="customer")
+        dupe = await create_contact(client, tenant, email="ada@y.com", lifecycle_stage="customer")
+        other = await create_contact(client, tenant, email="cy@x.com")
+        static = await create_segment(
+            client, tenant, kind="static", filter=None, contact_ids=[dupe["id"], other["id"]]
+        )
+        dynamic = await create_segment(client, tenant)
+        assert await members(client, tenant, dynamic) == ["ada@x.com", "ada@y.com"]
+        headers = {**tenant.headers, "If-Match": f'"{ada["version"]}"'}
+        url = f"/v1/contacts/{ada['id']}/merge"
+        dry = await client.post(url, json={"merge_ids": [dupe["id"]], "dry_run": True},
+                                headers=headers)  # fmt: skip
+        assert dry.json()["moved"]["segments"] == 1
+        assert await members(client, tenant, static) == ["ada@y.com", "cy@x.com"]
+        assert await member_events(client, tenant) == []
+        merged = await client.post(url, json={"merge_ids": [dupe["id"]]}, headers=headers)
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["moved"]["segments"] == 1
+        assert await members(client, tenant, static) == ["ada@x.com", "cy@x.com"]
+        assert await member_count(client, tenant, static) == 2
+        assert await members(client, tenant, dynamic) == ["ada@x.com"]
+        assert await member_count(client, tenant, dynamic) == 1
+        assert sorted(await member_events(client, tenant)) == [
+            ("member_added", ada["id"]),
+            ("member_removed", dupe["id"]),
+            ("member_removed", dupe["id"]),
+        ]
+        await run_worker(sessionmaker)  # the survivor, looked at again, stays where it was
+        assert await members(client, tenant, dynamic) == ["ada@x.com"]
+        assert await members(client, tenant, static) == ["ada@x.com", "cy@x.com"]
+
     @pytest.mark.parametrize(
         ("body", "loc"),
         [

@@ -1,5 +1,6 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func
 
@@ -9,9 +10,11 @@ from crm_api.core.filters import (
     FilterField,
     FilterFields,
     Kind,
+    Relation,
     address_fields,
     choice,
     record_fields,
+    referenced,
 )
 from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
@@ -31,6 +34,15 @@ COMPANY_FILTERS = FilterFields(
     },
     custom_fields=Company.custom_fields,
 )
+
+
+def company_relation(model: Any) -> Relation:
+    """`company.*` on a record with a `company_id`."""
+    return Relation(
+        COMPANY_FILTERS.fields, referenced(Company, model.workspace_id, model.company_id)
+    )
+
+
 COMPANY_ID_SORT = SortField(Company.id, uuid.UUID)
 COMPANY_SORTS = {
     "created_at": SortField(Company.created_at, datetime),

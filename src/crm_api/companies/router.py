@@ -16,6 +16,7 @@ from crm_api.core.auth import Principal, Scope, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.filters import SearchParams
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
@@ -66,6 +67,19 @@ async def companies_list(
 ) -> CompanyPage:
     rows, next_cursor = await service.list_companies(session, principal, params)
     set_link_header(request, response, next_cursor)
+    return CompanyPage(data=[CompanyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/companies/search",
+    response_model=CompanyPage,
+    summary="Search companies with the filter language",
+    description=service.SEARCH_DESCRIPTION,
+)
+async def companies_search(
+    data: SearchParams, session: DbSession, principal: Reader
+) -> CompanyPage:
+    rows, next_cursor = await service.search_companies(session, principal, data)
     return CompanyPage(data=[CompanyRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

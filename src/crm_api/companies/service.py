@@ -4,7 +4,12 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.models import Company
-from crm_api.companies.repository import COMPANY_ID_SORT, COMPANY_SORTS, CompanyRepository
+from crm_api.companies.repository import (
+    COMPANY_FILTERS,
+    COMPANY_ID_SORT,
+    COMPANY_SORTS,
+    CompanyRepository,
+)
 from crm_api.companies.schemas import (
     CompanyFields,
     CompanyListParams,
@@ -17,6 +22,8 @@ from crm_api.contacts.service import announce as announce_contact
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
+from crm_api.core.field_types import CustomFieldResource
+from crm_api.core.filters import SearchParams, search_description
 from crm_api.core.hooks import deleted
 from crm_api.core.patch import Changes
 from crm_api.core.phones import normalize_phone
@@ -28,6 +35,7 @@ from crm_api.core.records import (
     list_records,
 )
 from crm_api.core.writes import RecordWrites, RowOutcome
+from crm_api.custom_fields.service import search_records
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 
@@ -115,6 +123,23 @@ async def list_companies(
     where = repository.list_filters(principal.workspace_id, params)
     return await list_records(
         repository, principal.workspace_id, params, where, COMPANY_SORTS, COMPANY_ID_SORT
+    )
+
+
+SEARCH_DESCRIPTION = search_description(COMPANY_FILTERS)
+
+
+async def search_companies(
+    session: AsyncSession, principal: Principal, params: SearchParams
+) -> tuple[list[Company], str | None]:
+    return await search_records(
+        CompanyRepository(session),
+        principal.workspace_id,
+        params,
+        CustomFieldResource.companies,
+        COMPANY_FILTERS,
+        COMPANY_SORTS,
+        COMPANY_ID_SORT,
     )
 
 

@@ -2,12 +2,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from crm_api.companies.models import Company
-from crm_api.companies.repository import COMPANY_FILTERS
+from crm_api.companies.repository import company_relation
 from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
 from crm_api.contacts.schemas import ConsentStatus, ContactListParams, LifecycleStage
 from crm_api.core.filters import (
@@ -18,6 +18,7 @@ from crm_api.core.filters import (
     address_fields,
     choice,
     record_fields,
+    referenced,
 )
 from crm_api.core.pagination import SortField, SortKey
 from crm_api.core.repository import Repository, record_filters
@@ -54,15 +55,6 @@ CONTACT_FIELDS = {
 }
 
 
-def _company_of_contact(condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists().where(
-        Company.workspace_id == Contact.workspace_id,
-        Company.id == Contact.company_id,
-        Company.deleted_at.is_(None),
-        condition,
-    )
-
-
 def _metrics_of_contact(condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(
         ContactMetrics.workspace_id == Contact.workspace_id,
@@ -74,11 +66,18 @@ def _metrics_of_contact(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 CONTACT_FILTERS = FilterFields(
     fields=CONTACT_FIELDS,
     relations={
-        "company": Relation(COMPANY_FILTERS.fields, _company_of_contact),
+        "company": company_relation(Contact),
         "metrics": Relation(METRIC_FIELDS, _metrics_of_contact),
     },
     custom_fields=Contact.custom_fields,
 )
+
+
+def contact_relation(model: Any) -> Relation:
+    """`contact.*` on a record with a `contact_id`."""
+    return Relation(CONTACT_FIELDS, referenced(Contact, model.workspace_id, model.contact_id))
+
+
 CONTACT_ID_SORT = SortField(Contact.id, uuid.UUID)
 CONTACT_SORTS = {
     "created_at": SortField(Contact.created_at, datetime),

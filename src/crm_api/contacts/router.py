@@ -74,19 +74,11 @@ async def contacts_list(
 @router.post(
     "/contacts/search",
     response_model=ContactPage,
-    responses={200: {"headers": LINK_HEADER}},
     summary="Search contacts with the filter language",
-    description="The filter is a tree of `all` (AND) and `any` (OR) groups of conditions "
-    "`{field, op, value}`. A condition never matches a missing value, except `neq`, `nin` and "
-    "`is_null: true`, which are exactly the negation of `eq`, `in` and `is_null: false`. "
-    "`contains` and `starts_with` ignore case. `metrics.*` are what the contact's paid orders, "
-    "NPS answers and open tickets add up to. " + service.SEARCH_FIELDS,
+    description=service.SEARCH_DESCRIPTION,
 )
-async def contacts_search(
-    request: Request, response: Response, data: SearchParams, session: DbSession, principal: Reader
-) -> ContactPage:
+async def contacts_search(data: SearchParams, session: DbSession, principal: Reader) -> ContactPage:
     rows, next_cursor = await service.search_contacts(session, principal, data)
-    set_link_header(request, response, next_cursor)
     return ContactPage(data=[ContactRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

@@ -263,6 +263,7 @@ class MergeMoves(ReadSchema):
     feedback: int
     interactions: int
     orders: int
+    segments: int = Field(description="Static segments the survivor joined in their place.")
     ticket_comments: int
     tickets: int
 

@@ -53,7 +53,7 @@ from crm_api.core.errors import (
 )
 from crm_api.core.etag import check_if_match
 from crm_api.core.field_types import CustomFieldResource
-from crm_api.core.filters import SearchParams, fields_description
+from crm_api.core.filters import SearchParams, search_description
 from crm_api.core.hooks import deleted, merged
 from crm_api.core.pagination import decode_cursor, encode_cursor, fingerprint
 from crm_api.core.patch import Changes, assign
@@ -237,7 +237,10 @@ async def list_contacts(
     )
 
 
-SEARCH_FIELDS = fields_description(CONTACT_FILTERS)
+SEARCH_DESCRIPTION = search_description(
+    CONTACT_FILTERS,
+    "`metrics.*` are what the contact's paid orders, NPS answers and open tickets add up to. ",
+)
 
 
 async def search_contacts(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     false,
     func,
     not_,
@@ -496,8 +497,8 @@ def holds(op: FilterOp, actual: Any, value: Any) -> bool:
     return bool(COMPARISONS[op](actual, value))
 
 
-def fields_description(allowed: FilterFields) -> str:
-    """For the API docs: what a resource can be filtered on, and how."""
+def search_description(allowed: FilterFields, note: str = "") -> str:
+    """For the API docs: the filter language, and what a resource can be filtered on."""
     lines = []
     for name, spec in sorted(allowed.fields.items()):
         lines.append(f"`{name}` ({spec.kind})")
@@ -509,7 +510,15 @@ def fields_description(allowed: FilterFields) -> str:
     kinds = "; ".join(
         f"{kind}: {', '.join(o.value for o in ops)}" for kind, ops in OPERATORS.items()
     )
-    return f"Fields: {', '.join(lines)}. Operators by kind: {kinds}."
+    return (
+        "The filter is a tree of `all` (AND) and `any` (OR) groups of conditions "
+        "`{field, op, value}`. A condition never matches a missing value, except `neq`, `nin` "
+        "and `is_null: true`, which are exactly the negation of `eq`, `in` and `is_null: false`. "
+        "`contains` and `starts_with` ignore case. A condition on a related record "
+        "(`company.industry`) holds when that record exists and the condition holds there. "
+        f"{note}Fields: {', '.join(lines)}. Operators by kind: {kinds}. The next page: the "
+        "same body with `cursor` set to the `next_cursor` of this one."
+    )
 
 
 def record_fields(model: Any) -> dict[str, FilterField]:
@@ -521,6 +530,20 @@ def record_fields(model: Any) -> dict[str, FilterField]:
         "created_at": FilterField(Kind.datetime, model.created_at),
         "updated_at": FilterField(Kind.datetime, model.updated_at),
     }
+
+
+def referenced(model: Any, workspace_id: Any, key: Any) -> Callable[..., ColumnElement[bool]]:
+    """A Relation's EXISTS for the live `model` record that the row's `key` column names."""
+
+    def exists_where(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists().where(
+            model.workspace_id == workspace_id,
+            model.id == key,
+            model.deleted_at.is_(None),
+            condition,
+        )
+
+    return exists_where
 
 
 def choice(expression: Any, values: type[StrEnum] | Sequence[str]) -> FilterField:

@@ -72,7 +72,7 @@ SortParam = Annotated[
 
 
 def parse_sort(
-    raw: str | None, allowed: Mapping[str, SortField], id_field: SortField
+    raw: str | None, allowed: Mapping[str, SortField], id_field: SortField, source: str = "query"
 ) -> tuple[tuple[SortKey, ...], str]:
     """`-created_at,name` → keys, always ending with the id so the order is total."""
     text = raw or "created_at"
@@ -82,11 +82,11 @@ def parse_sort(
         name = part.removeprefix("-")
         if name not in allowed:
             raise InvalidInput(
-                ("query", "sort"),
+                (source, "sort"),
                 f"Cannot sort by `{name}`; allowed: {', '.join(sorted(allowed))}.",
             )
         if name in seen:
-            raise InvalidInput(("query", "sort"), f"`{name}` appears twice in sort.")
+            raise InvalidInput((source, "sort"), f"`{name}` appears twice in sort.")
         seen.add(name)
         keys.append(SortKey(allowed[name], part.startswith("-")))
     keys.append(SortKey(id_field, keys[0].descending))
@@ -107,10 +107,12 @@ def page_request(
     filters: Mapping[str, Any],
     cursor: str | None,
     limit: int,
+    source: str = "query",
 ) -> PageRequest:
-    order, sort_text = parse_sort(sort, allowed_sorts, id_field)
+    """`source` is where sort and cursor were sent: the query, or the body of a search."""
+    order, sort_text = parse_sort(sort, allowed_sorts, id_field, source)
     print_ = fingerprint(sort_text, filters)
-    after = decode_cursor(cursor, order, print_) if cursor else None
+    after = decode_cursor(cursor, order, print_, source) if cursor else None
     return PageRequest(order=order, after=after, limit=limit, fingerprint=print_)
 
 
@@ -119,8 +121,10 @@ def encode_cursor(values: Sequence[Any], print_: str) -> str:
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, order: Sequence[SortKey], print_: str) -> tuple[Any, ...]:
-    invalid = InvalidInput(("query", "cursor"), "The cursor is malformed.")
+def decode_cursor(
+    cursor: str, order: Sequence[SortKey], print_: str, source: str = "query"
+) -> tuple[Any, ...]:
+    invalid = InvalidInput((source, "cursor"), "The cursor is malformed.")
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         values, made_for = raw["v"], raw["f"]
@@ -128,7 +132,7 @@ def decode_cursor(cursor: str, order: Sequence[SortKey], print_: str) -> tuple[A
         raise invalid from None
     if made_for != print_:
         raise InvalidInput(
-            ("query", "cursor"),
+            (source, "cursor"),
             "The cursor belongs to a request with other filters or sort; start again without it.",
         )
     if not isinstance(values, list) or len(values) != len(order):

@@ -49,6 +49,7 @@ async def list_records(
     where: Sequence[ColumnElement[bool]],
     sorts: Mapping[str, SortField],
     id_sort: SortField,
+    source: str = "query",
 ) -> tuple[list[W], str | None]:
     """One page of a list endpoint and the cursor of the next."""
     page = page_request(
@@ -58,6 +59,7 @@ async def list_records(
         filters=params.filters(),
         cursor=params.cursor,
         limit=params.limit,
+        source=source,
     )
     return make_page(await repository.list_page(workspace_id, where, page), page)
 

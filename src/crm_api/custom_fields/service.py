@@ -218,4 +218,6 @@ async def search_records(
     where = await filter_condition(
         repository.session, workspace_id, resource, params.filter, allowed
     )
-    return await list_records(repository, workspace_id, params, where, sorts, id_sort)
+    return await list_records(
+        repository, workspace_id, params, where, sorts, id_sort, source="body"
+    )

@@ -8,17 +8,47 @@ from sqlalchemy import ColumnElement, Date, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import selectinload
 
+from crm_api.companies.repository import company_relation
+from crm_api.core.filters import (
+    FilterField,
+    FilterFields,
+    Kind,
+    choice,
+    record_fields,
+)
 from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, Stage
-from crm_api.deals.schemas import DealListParams, ForecastGrouping, ForecastParams
+from crm_api.deals.schemas import DealListParams, ForecastGrouping, ForecastParams, StageKind
 
 PIPELINE_ID_SORT = SortField(Pipeline.id, uuid.UUID)
 PIPELINE_SORTS = {
     "created_at": SortField(Pipeline.created_at, datetime),
     "name": SortField(func.crm_fold(Pipeline.name), str),
 }
+DEAL_FILTERS = FilterFields(
+    fields={
+        **record_fields(Deal),
+        "name": FilterField(Kind.text, Deal.name),
+        "pipeline_id": FilterField(Kind.id, Deal.pipeline_id),
+        "stage_id": FilterField(Kind.id, Deal.stage_id),
+        "status": choice(Deal.status, StageKind),
+        "amount": FilterField(Kind.number, Deal.amount),
+        "currency": FilterField(Kind.text, Deal.currency),
+        "expected_close_date": FilterField(Kind.date, Deal.expected_close_date),
+        "owner_id": FilterField(Kind.id, Deal.owner_id),
+        "company_id": FilterField(Kind.id, Deal.company_id),
+        "source": FilterField(Kind.text, Deal.source),
+        "lost_reason": FilterField(Kind.text, Deal.lost_reason),
+        "stage_entered_at": FilterField(Kind.datetime, Deal.stage_entered_at),
+        "closed_at": FilterField(Kind.datetime, Deal.closed_at),
+    },
+    relations={
+        "company": company_relation(Deal),
+    },
+    custom_fields=Deal.custom_fields,
+)
 DEAL_ID_SORT = SortField(Deal.id, uuid.UUID)
 DEAL_SORTS = {
     "created_at": SortField(Deal.created_at, datetime),

@@ -8,6 +8,7 @@ from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.filters import SearchParams
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
@@ -307,6 +308,17 @@ async def deals_list(
     params: Annotated[DealListParams, Query()],
 ) -> DealPage:
     return _page(request, response, *await service.list_deals(session, principal, params))
+
+
+@router.post(
+    "/deals/search",
+    response_model=DealPage,
+    summary="Search deals with the filter language",
+    description=service.SEARCH_DESCRIPTION,
+)
+async def deals_search(data: SearchParams, session: DbSession, principal: Reader) -> DealPage:
+    rows, next_cursor = await service.search_deals(session, principal, data)
+    return DealPage(data=[DealRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.post(

@@ -191,7 +191,6 @@ class DealCreate(DealFields):
             "examples": [
                 {
                     "name": "Acme: 200 seats",
-                    "stage_id": "0193c2a4-7d3e-7a51-9d7e-2f3b1c9e8a10",
                     "amount": "24000.00",
                     "currency": "EUR",
                     "expected_close_date": "2026-12-15",

@@ -13,6 +13,8 @@ from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
 from crm_api.core.etag import check_if_match
+from crm_api.core.field_types import CustomFieldResource
+from crm_api.core.filters import SearchParams, search_description
 from crm_api.core.hooks import on_delete, on_merge
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import (
@@ -26,8 +28,10 @@ from crm_api.core.records import (
     soft_delete,
 )
 from crm_api.core.writes import RecordWrites
+from crm_api.custom_fields.service import search_records
 from crm_api.deals.models import CLOSED_KINDS, Deal, DealContact, DealStageChange, Pipeline, Stage
 from crm_api.deals.repository import (
+    DEAL_FILTERS,
     DEAL_ID_SORT,
     DEAL_SORTS,
     PIPELINE_ID_SORT,
@@ -565,6 +569,23 @@ async def list_deals(
     where = repository.list_filters(principal.workspace_id, params)
     return await list_records(
         repository, principal.workspace_id, params, where, DEAL_SORTS, DEAL_ID_SORT
+    )
+
+
+SEARCH_DESCRIPTION = search_description(DEAL_FILTERS)
+
+
+async def search_deals(
+    session: AsyncSession, principal: Principal, params: SearchParams
+) -> tuple[list[Deal], str | None]:
+    return await search_records(
+        DealRepository(session),
+        principal.workspace_id,
+        params,
+        CustomFieldResource.deals,
+        DEAL_FILTERS,
+        DEAL_SORTS,
+        DEAL_ID_SORT,
     )
 
 

@@ -8,6 +8,7 @@ from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.filters import SearchParams
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
@@ -62,6 +63,17 @@ async def orders_list(
 ) -> OrderPage:
     rows, next_cursor = await service.list_orders(session, principal, params)
     set_link_header(request, response, next_cursor)
+    return OrderPage(data=[OrderRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/orders/search",
+    response_model=OrderPage,
+    summary="Search orders with the filter language, newest first unless sorted",
+    description=service.SEARCH_DESCRIPTION,
+)
+async def orders_search(data: SearchParams, session: DbSession, principal: Reader) -> OrderPage:
+    rows, next_cursor = await service.search_orders(session, principal, data)
     return OrderPage(data=[OrderRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +11,8 @@ from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput
+from crm_api.core.field_types import CustomFieldResource
+from crm_api.core.filters import SearchParams, search_description
 from crm_api.core.hooks import repoint_on_merge
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import (
@@ -21,9 +23,11 @@ from crm_api.core.records import (
     get_or_404,
     list_records,
 )
+from crm_api.core.schemas import ListParams
 from crm_api.core.writes import RecordWrites, RowOutcome
+from crm_api.custom_fields.service import search_records
 from crm_api.orders.models import Order, OrderLine
-from crm_api.orders.repository import ORDER_ID_SORT, ORDER_SORTS, OrderRepository
+from crm_api.orders.repository import ORDER_FILTERS, ORDER_ID_SORT, ORDER_SORTS, OrderRepository
 from crm_api.orders.schemas import (
     OrderFields,
     OrderLineInput,
@@ -32,6 +36,8 @@ from crm_api.orders.schemas import (
     OrderUpdate,
 )
 from crm_api.webhooks.events import emit
+
+Listing = TypeVar("Listing", bound=ListParams)
 
 # Where an order may go from each status, and the time each status stamps.
 TRANSITIONS = {
@@ -222,6 +228,10 @@ async def get_order_by_external_id(
     )
 
 
+def _newest_first(params: Listing) -> Listing:
+    return params.model_copy(update={"sort": params.sort or "-ordered_at"})
+
+
 async def list_orders(
     session: AsyncSession, principal: Principal, params: OrderListParams
 ) -> tuple[list[Order], str | None]:
@@ -229,8 +239,25 @@ async def list_orders(
     return await list_records(
         repository,
         principal.workspace_id,
-        params.model_copy(update={"sort": params.sort or "-ordered_at"}),
+        _newest_first(params),
         repository.list_filters(params),
+        ORDER_SORTS,
+        ORDER_ID_SORT,
+    )
+
+
+SEARCH_DESCRIPTION = search_description(ORDER_FILTERS)
+
+
+async def search_orders(
+    session: AsyncSession, principal: Principal, params: SearchParams
+) -> tuple[list[Order], str | None]:
+    return await search_records(
+        OrderRepository(session),
+        principal.workspace_id,
+        _newest_first(params),
+        CustomFieldResource.orders,
+        ORDER_FILTERS,
         ORDER_SORTS,
         ORDER_ID_SORT,
     )

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Select, delete, func, literal, select, union_all
 from sqlalchemy.dialects.postgresql import UUID, insert
 
 from crm_api.contacts.models import Contact
@@ -33,6 +33,21 @@ class SegmentRepository(Repository[Segment]):
         """Every live segment of the workspace, locked in id order (so no two workers wait on
         each other's locks)."""
         statement = self.scoped(workspace_id).order_by(Segment.id).with_for_update()
+        return list((await self.session.execute(statement)).scalars())
+
+    async def with_members(
+        self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
+    ) -> list[Segment]:
+        """The live segments any of these contacts is a member of, locked in id order."""
+        members = select(SegmentMember.segment_id).where(
+            SegmentMember.workspace_id == workspace_id, SegmentMember.contact_id.in_(contact_ids)
+        )
+        statement = (
+            self.scoped(workspace_id)
+            .where(Segment.id.in_(members))
+            .order_by(Segment.id)
+            .with_for_update()
+        )
         return list((await self.session.execute(statement)).scalars())
 
     async def due_for_refresh(self, older_than: datetime) -> Segment | None:
@@ -67,7 +82,9 @@ class SegmentRepository(Repository[Segment]):
             delete(SegmentMember)
             .where(
                 *self._of(segment),
-                ~exists().where(matching.c.id == SegmentMember.contact_id),
+                # NOT IN, not NOT EXISTS: the CTE is read twice, so it is materialised, and only
+                # NOT IN hashes it (NOT EXISTS scanned it once per member: 5 s at 10k members).
+                SegmentMember.contact_id.not_in(select(matching.c.id)),
             )
             .returning(SegmentMember.contact_id)
             .cte("removed")

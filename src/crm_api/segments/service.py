@@ -17,6 +17,7 @@ from crm_api.core.auth import Principal
 from crm_api.core.errors import Conflict, InvalidInput
 from crm_api.core.field_types import CustomFieldResource
 from crm_api.core.filters import FilterAll, FilterAny, FilterCondition
+from crm_api.core.hooks import on_merge
 from crm_api.core.patch import Changes, assign
 from crm_api.core.records import bump_version, get_or_404, list_records, soft_delete
 from crm_api.core.schemas import ListParams
@@ -310,6 +311,30 @@ async def refresh_stale_members(session: AsyncSession, now: datetime) -> int:
             segment.member_count += len(joined) - len(left)
             _announce_members(session, segment, joined, left)
     return sum(len(ids) for ids in stale.values())
+
+
+@on_merge("contact", "segments")
+async def _memberships_follow_merges(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    merged_ids: Sequence[uuid.UUID],
+    survivor_id: uuid.UUID,
+) -> int:
+    """Merged contacts leave their segments at once; the survivor takes their place in static
+    ones (a dynamic one looks at the survivor again when the worker takes it from the queue).
+    How many static segments the survivor joined."""
+    repository = SegmentRepository(session)
+    joined_static = 0
+    for segment in await repository.with_members(workspace_id, merged_ids):
+        left = await repository.remove_members(segment, merged_ids)
+        joined = []
+        if segment.kind == SegmentKind.static:
+            joined = await repository.add_members(segment, [survivor_id])
+            joined_static += len(joined)
+        segment.member_count += len(joined) - len(left)
+        _announce_members(session, segment, joined, left)
+    await session.flush()
+    return joined_static
 
 
 async def refresh_due_segments(

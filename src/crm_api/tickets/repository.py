@@ -4,11 +4,26 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, case, func, or_, select, update
 
+from crm_api.companies.repository import company_relation
+from crm_api.contacts.repository import contact_relation
+from crm_api.core.filters import (
+    FilterField,
+    FilterFields,
+    Kind,
+    choice,
+    record_fields,
+)
 from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository, record_filters
 from crm_api.core.search import matches_all_terms
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
-from crm_api.tickets.schemas import CommentListParams, TicketListParams
+from crm_api.tickets.schemas import (
+    Channel,
+    CommentListParams,
+    Priority,
+    TicketListParams,
+    TicketStatus,
+)
 
 FAR_FUTURE = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
 
@@ -17,6 +32,40 @@ SLA_POLICY_SORTS = {
     "created_at": SortField(SlaPolicy.created_at, datetime),
     "name": SortField(func.crm_fold(SlaPolicy.name), str),
 }
+TICKET_FILTERS = FilterFields(
+    fields={
+        **record_fields(Ticket),
+        "subject": FilterField(Kind.text, Ticket.subject),
+        "status": choice(Ticket.status, TicketStatus),
+        "priority": choice(Ticket.priority, Priority),
+        "channel": choice(Ticket.channel, Channel),
+        "category": FilterField(Kind.text, Ticket.category),
+        "contact_id": FilterField(Kind.id, Ticket.contact_id),
+        "company_id": FilterField(Kind.id, Ticket.company_id),
+        "assignee_id": FilterField(Kind.id, Ticket.assignee_id),
+        "team_id": FilterField(Kind.id, Ticket.team_id),
+        "sla_policy_id": FilterField(Kind.id, Ticket.sla_policy_id),
+        "reopened_count": FilterField(Kind.number, Ticket.reopened_count),
+        "csat_score": FilterField(Kind.number, Ticket.csat_score),
+        **{
+            name: FilterField(Kind.datetime, getattr(Ticket, name))
+            for name in (
+                "first_response_due_at",
+                "resolution_due_at",
+                "first_responded_at",
+                "resolved_at",
+                "closed_at",
+                "first_response_breached_at",
+                "resolution_breached_at",
+            )
+        },
+    },
+    relations={
+        "contact": contact_relation(Ticket),
+        "company": company_relation(Ticket),
+    },
+    custom_fields=Ticket.custom_fields,
+)
 TICKET_ID_SORT = SortField(Ticket.id, uuid.UUID)
 TICKET_SORTS = {
     "created_at": SortField(Ticket.created_at, datetime),

@@ -8,6 +8,7 @@ from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.filters import SearchParams
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
@@ -198,6 +199,17 @@ async def tickets_list(
 ) -> TicketPage:
     rows, next_cursor = await service.list_tickets(session, principal, params)
     set_link_header(request, response, next_cursor)
+    return TicketPage(data=rows, next_cursor=next_cursor)
+
+
+@router.post(
+    "/tickets/search",
+    response_model=TicketPage,
+    summary="Search tickets with the filter language",
+    description=service.SEARCH_DESCRIPTION,
+)
+async def tickets_search(data: SearchParams, session: DbSession, principal: Reader) -> TicketPage:
+    rows, next_cursor = await service.search_tickets(session, principal, data)
     return TicketPage(data=rows, next_cursor=next_cursor)
 
 

@@ -11,6 +11,8 @@ from crm_api.core.auth import Principal
 from crm_api.core.batch import BatchItemResult, upsert_each
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
+from crm_api.core.field_types import CustomFieldResource
+from crm_api.core.filters import SearchParams, search_description
 from crm_api.core.hooks import on_delete, repoint_on_merge
 from crm_api.core.patch import Changes, assign, merge_patch
 from crm_api.core.records import (
@@ -24,6 +26,7 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.custom_fields.service import search_records
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
 from crm_api.tickets.repository import (
     COMMENT_ID_SORT,
@@ -32,6 +35,7 @@ from crm_api.tickets.repository import (
     SLA_POLICY_SORTS,
     STATUS_CHANGE_ID_SORT,
     STATUS_CHANGE_SORTS,
+    TICKET_FILTERS,
     TICKET_ID_SORT,
     TICKET_SORTS,
     SlaPolicyRepository,
@@ -565,6 +569,24 @@ async def list_tickets(
         principal.workspace_id,
         params,
         repository.list_filters(params),
+        TICKET_SORTS,
+        TICKET_ID_SORT,
+    )
+    return await read_tickets(session, tickets), next_cursor
+
+
+SEARCH_DESCRIPTION = search_description(TICKET_FILTERS)
+
+
+async def search_tickets(
+    session: AsyncSession, principal: Principal, params: SearchParams
+) -> tuple[list[TicketRead], str | None]:
+    tickets, next_cursor = await search_records(
+        TicketRepository(session),
+        principal.workspace_id,
+        params,
+        CustomFieldResource.tickets,
+        TICKET_FILTERS,
         TICKET_SORTS,
         TICKET_ID_SORT,
     )
