@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 import crm_api
 from crm_api import models  # noqa: F401  (every mapper configured before the first request)
+from crm_api.analytics.router import router as analytics_router
 from crm_api.companies.router import router as companies_router
 from crm_api.contacts.router import router as contacts_router
 from crm_api.core.database_url import resolve_database_url
@@ -55,6 +56,7 @@ V1_ROUTERS = (
     feedback_router,
     orders_router,
     segments_router,
+    analytics_router,
     timeline_router,
     imports_router,
     exports_router,

@@ -1,5 +1,6 @@
 """Every domain's tables, so Base.metadata is complete (Alembic, mappers)."""
 
+from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
 from crm_api.core.db import Base
@@ -28,6 +29,8 @@ from crm_api.workspaces.models import ApiKey, Workspace
 __all__ = [
     "ApiKey",
     "Base",
+    "ClvRun",
+    "ClvRunCustomer",
     "Company",
     "Contact",
     "ContactEmail",

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     segment_scan_seconds: float = Field(
         default=2, gt=0, description="How often a worker looks at changed contacts' segments."
     )
+    clv_scan_seconds: float = Field(
+        default=2, gt=0, description="How often a worker looks for queued CLV runs."
+    )
     idempotency_ttl_hours: int = 24
     public_base_url: str | None = Field(
         default=None, description="Base URL used in Link/Location headers; default: the request's."

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from crm_api.analytics.service import run_queued_clv_runs
 from crm_api.core.periodic import PeriodicTask
 from crm_api.imports.service import run_waiting_imports
 from crm_api.segments.service import refresh_due_segments, refresh_stale_members
@@ -27,4 +28,5 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
             timedelta(seconds=settings.segment_scan_seconds),
             refresh_due_segments,
         ),
+        PeriodicTask("clv runs", timedelta(seconds=settings.clv_scan_seconds), run_queued_clv_runs),
     ]

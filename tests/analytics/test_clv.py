@@ -91,6 +91,20 @@ def test_orders_of_one_day_are_one_purchase_and_later_ones_do_not_count() -> Non
     )
     summary = clv.rfm_summary(orders, date(2026, 1, 29), "week")
     assert summary.to_dicts() == [
-        {"contact_id": "a", "frequency": 1.0, "recency": 2.0, "T": 4.0, "monetary_value": 30.0},
-        {"contact_id": "b", "frequency": 0.0, "recency": 0.0, "T": 3.0, "monetary_value": 0.0},
+        {
+            "contact_id": "a",
+            "frequency": 1.0,
+            "recency": 2.0,
+            "T": 4.0,
+            "monetary_value": 30.0,
+            "historical_value": 45.0,
+        },
+        {
+            "contact_id": "b",
+            "frequency": 0.0,
+            "recency": 0.0,
+            "T": 3.0,
+            "monetary_value": 0.0,
+            "historical_value": 20.0,
+        },
     ]

@@ -28,7 +28,8 @@ UNITS_PER_MONTH = {"day": 30.0, "week": 4.345, "month": 1.0}
 
 def rfm_summary(orders: pl.DataFrame, as_of: date, time_unit: str) -> pl.DataFrame:
     """One row per customer with a purchase on or before `as_of`: contact_id, frequency,
-    recency, T, monetary_value. `orders` has contact_id, ordered_at (datetime) and total."""
+    recency, T, monetary_value, and historical_value (all they paid). `orders` has contact_id,
+    ordered_at (datetime) and total."""
     unit = UNIT_DAYS[time_unit]
     days = (
         orders.lazy()
@@ -50,6 +51,7 @@ def rfm_summary(orders: pl.DataFrame, as_of: date, time_unit: str) -> pl.DataFra
             .then((pl.col("value").sum() - first_value) / frequency)
             .otherwise(0.0)
             .alias("monetary_value"),
+            pl.col("value").sum().alias("historical_value"),
         )
         .sort("contact_id")
         .collect()
@@ -125,7 +127,7 @@ def _maximise(
         params=dict(zip(names, (float(p) for p in params), strict=True)),
         log_likelihood=float(-best.fun * customers),
         customers=customers,
-        converged=bool(final.success) and np.isfinite(best.fun),
+        converged=bool(final.success and np.isfinite(best.fun)),
         iterations=int(first.nit) + int(final.nit),
         message=str(final.message),
     )

@@ -38,6 +38,8 @@ class Scope(StrEnum):
     imports_write = "imports:write"
     interactions_read = "interactions:read"
     interactions_write = "interactions:write"
+    metrics_read = "metrics:read"
+    metrics_write = "metrics:write"
     orders_read = "orders:read"
     orders_write = "orders:write"
     pipelines_read = "pipelines:read"

@@ -1,0 +1,104 @@
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request, Response
+
+from crm_api.analytics import service
+from crm_api.analytics.schemas import (
+    CLV_DEFINITIONS,
+    ClvCustomerListParams,
+    ClvCustomerPage,
+    ClvCustomerRead,
+    ClvRunCreate,
+    ClvRunPage,
+    ClvRunRead,
+)
+from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.db import DbSession
+from crm_api.core.errors import problem_responses
+from crm_api.core.idempotency import IdempotencyKey
+from crm_api.core.openapi import links
+from crm_api.core.pagination import set_link_header
+from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
+from crm_api.core.routing import domain_router
+from crm_api.core.schemas import ListParams
+
+router = domain_router("metrics")
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.metrics_read))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.metrics_write))]
+RunId = Annotated[uuid.UUID, Path(description="The run's id.")]
+RUN_LINKS = links("run_id", "clv_runs_get", "clv_runs_customers")
+
+
+@router.post(
+    "/metrics/clv/runs",
+    status_code=202,
+    response_model=ClvRunRead,
+    responses={202: {"headers": LOCATION_HEADER, "links": RUN_LINKS}, **problem_responses(404)},
+    summary="Start a predictive CLV run",
+    description="The worker fits the models and scores every customer in the background; "
+    "follow `/v1/metrics/clv/runs/{id}` until its status is `succeeded` (or `failed`). "
+    + CLV_DEFINITIONS,
+)
+async def clv_runs_create(
+    request: Request,
+    response: Response,
+    data: ClvRunCreate,
+    session: DbSession,
+    principal: Writer,
+    _: Annotated[None, IdempotencyKey],
+) -> ClvRunRead:
+    run = await service.create_clv_run(session, principal, data)
+    response.headers["Location"] = str(request.url_for("clv_runs_get", run_id=run.id))
+    return ClvRunRead.model_validate(run)
+
+
+@router.get(
+    "/metrics/clv/runs",
+    response_model=ClvRunPage,
+    responses={200: {"headers": LINK_HEADER}},
+    summary="List CLV runs, newest first",
+)
+async def clv_runs_list(
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: Reader,
+    params: Annotated[ListParams, Query()],
+) -> ClvRunPage:
+    rows, next_cursor = await service.list_clv_runs(session, principal, params)
+    set_link_header(request, response, next_cursor)
+    return ClvRunPage(data=[ClvRunRead.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/metrics/clv/runs/{run_id}",
+    response_model=ClvRunRead,
+    responses={200: {"links": RUN_LINKS}, **problem_responses(404)},
+    summary="Get a CLV run: its status, fitted models and diagnostics",
+)
+async def clv_runs_get(run_id: RunId, session: DbSession, principal: Reader) -> ClvRunRead:
+    return ClvRunRead.model_validate(await service.get_clv_run(session, principal, run_id))
+
+
+@router.get(
+    "/metrics/clv/runs/{run_id}/customers",
+    response_model=ClvCustomerPage,
+    responses={200: {"headers": LINK_HEADER}, **problem_responses(404)},
+    summary="List a CLV run's customers, most valuable first",
+    description=CLV_DEFINITIONS,
+)
+async def clv_runs_customers(
+    request: Request,
+    response: Response,
+    run_id: RunId,
+    session: DbSession,
+    principal: Reader,
+    params: Annotated[ClvCustomerListParams, Query()],
+) -> ClvCustomerPage:
+    rows, next_cursor = await service.list_clv_customers(session, principal, run_id, params)
+    set_link_header(request, response, next_cursor)
+    return ClvCustomerPage(
+        data=[ClvCustomerRead.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
