@@ -58,7 +58,8 @@ class TestRfm:
         assert set(rows) == {"a", "b", "c", "d", "e"}
         assert (rows["a"]["recency"], rows["a"]["frequency"], rows["a"]["monetary"]) == (1, 3, 700)
         assert rows["e"]["recency"] == 303
-        # Five customers: each rank is its own fifth; a and d tie at 3 orders (rank 4 of 5).
+        # Five customers: each rank is its own fifth; a and d tie at 3 orders (ranks 4-5 of 5,
+        # both scoring 5), c and e at 1 (ranks 1-2, both 2).
         assert {c: r["r_score"] for c, r in rows.items()} == {
             "a": 5,
             "b": 4,
@@ -67,11 +68,11 @@ class TestRfm:
             "e": 1,
         }
         assert {c: r["f_score"] for c, r in rows.items()} == {
-            "a": 4,
+            "a": 5,
             "b": 3,
-            "c": 1,
-            "d": 4,
-            "e": 1,
+            "c": 2,
+            "d": 5,
+            "e": 2,
         }
         assert {c: r["m_score"] for c, r in rows.items()} == {
             "a": 4,
@@ -80,14 +81,14 @@ class TestRfm:
             "d": 5,
             "e": 1,
         }
-        assert rows["a"]["rfm_score"] == "544"
+        assert rows["a"]["rfm_score"] == "554"
         assert {c: r["segment"] for c, r in rows.items()} == {
             "a": "champions", "b": "potential_loyalists", "c": "about_to_sleep",
-            "d": "at_risk", "e": "hibernating",
+            "d": "cannot_lose_them", "e": "hibernating",
         }  # fmt: skip
         summary = rfm.segment_summary(scored)
         assert summary.row(0, named=True) == {
-            "segment": "at_risk", "customers": 1, "value": 2700.0,
+            "segment": "cannot_lose_them", "customers": 1, "value": 2700.0,
             "customer_share": 0.2, "value_share": 2700 / 3530,
         }  # fmt: skip
 

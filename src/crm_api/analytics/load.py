@@ -2,7 +2,7 @@
 CSV on the session's own connection (so it reads exactly what the transaction sees) and parsed
 by Polars' multi-threaded reader. Never row by row through the ORM."""
 
-from datetime import datetime
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Select
@@ -14,7 +14,7 @@ TIMESTAMP = pl.Datetime("us", "UTC")
 
 
 async def query_frame(
-    session: AsyncSession, statement: Select[tuple[object, ...]], schema: dict[str, pl.DataType]
+    session: AsyncSession, statement: Select[*tuple[Any, ...]], schema: dict[str, pl.DataType]
 ) -> pl.DataFrame:
     """The statement's rows, with the columns named and typed by `schema` (in its order;
     timestamps given as TIMESTAMP arrive as microseconds and are cast)."""
@@ -35,10 +35,3 @@ async def query_frame(
     frame = pl.read_csv(b"".join(chunks), schema=read_as)
     stamps = [name for name, kind in schema.items() if kind == TIMESTAMP]
     return frame.with_columns(pl.col(name).cast(TIMESTAMP) for name in stamps)
-
-
-def utc(moment: datetime) -> datetime:
-    """`as_of` and window bounds compare with stored times in UTC."""
-    if moment.tzinfo is None:
-        raise ValueError("a time with its offset")
-    return moment

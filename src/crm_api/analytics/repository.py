@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,17 +10,19 @@ from sqlalchemy import (
     Double,
     Select,
     Text,
-    and_,
     delete,
+    exists,
     func,
     or_,
     select,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.contacts.models import Contact
 from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_by
 from crm_api.core.repository import Repository
+from crm_api.feedback.models import Feedback
 from crm_api.orders.models import Order
 from crm_api.segments.models import SegmentMember
 
@@ -31,11 +34,16 @@ CLV_CUSTOMER_SORTS = {
     "p_alive": SortField(ClvRunCustomer.p_alive, float),
     "expected_purchases": SortField(ClvRunCustomer.expected_purchases, float),
 }
-# What the loader reads: the orders' columns as query_frame types them.
+# What the loader reads: the columns as query_frame types them.
 ORDER_SCHEMA: dict[str, pl.DataType] = {
     "contact_id": pl.String(),
     "ordered_at": pl.Datetime("us", "UTC"),
     "total": pl.Float64(),
+}
+FEEDBACK_SCHEMA: dict[str, pl.DataType] = {
+    "score": pl.Int64(),
+    "channel": pl.String(),
+    "responded_at": pl.Datetime("us", "UTC"),
 }
 CUSTOMER_COLUMNS = [
     "workspace_id", "run_id", "contact_id", "frequency", "recency", "age", "monetary_value",
@@ -60,6 +68,72 @@ def standing_orders(as_of: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
+@dataclass(frozen=True)
+class Population:
+    """Whose records a metric reads: the live contacts of a workspace, or of one segment."""
+
+    workspace_id: uuid.UUID
+    segment_id: uuid.UUID | None = None
+
+    def of(self, model: Any) -> list[ColumnElement[bool]]:
+        """The conditions on `model`'s rows (it has workspace_id and contact_id)."""
+        where = [
+            model.workspace_id == self.workspace_id,
+            exists().where(
+                Contact.workspace_id == model.workspace_id,
+                Contact.id == model.contact_id,
+                Contact.deleted_at.is_(None),
+            ),
+        ]
+        if self.segment_id is not None:
+            members = select(SegmentMember.contact_id).where(
+                SegmentMember.workspace_id == self.workspace_id,
+                SegmentMember.segment_id == self.segment_id,
+            )
+            where.append(model.contact_id.in_(members))
+        return where
+
+
+def order_rows(population: Population, as_of: datetime, currency: str) -> Select[*tuple[Any, ...]]:
+    """The orders standing at `as_of` in one currency, as ORDER_SCHEMA."""
+    return select(
+        Order.contact_id.cast(Text).label("contact_id"),
+        epoch_us(Order.ordered_at).label("ordered_at"),
+        Order.total.cast(Double).label("total"),
+    ).where(*population.of(Order), Order.currency == currency, *standing_orders(as_of))
+
+
+def feedback_rows(
+    population: Population, kind: str, start: datetime | None, end: datetime
+) -> Select[*tuple[Any, ...]]:
+    """The answers of one kind given in [start, end), as FEEDBACK_SCHEMA."""
+    where = [*population.of(Feedback), Feedback.deleted_at.is_(None), Feedback.kind == kind]
+    where.append(Feedback.responded_at < end)
+    if start is not None:
+        where.append(Feedback.responded_at >= start)
+    return select(
+        Feedback.score.label("score"),
+        func.coalesce(Feedback.channel, "unknown").label("channel"),
+        epoch_us(Feedback.responded_at).label("responded_at"),
+    ).where(*where)
+
+
+class MetricsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def most_used_currency(self, population: Population, as_of: datetime) -> str | None:
+        """The currency most of the standing orders are in."""
+        statement = (
+            select(Order.currency)
+            .where(*population.of(Order), *standing_orders(as_of))
+            .group_by(Order.currency)
+            .order_by(func.count().desc(), Order.currency)
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+
 class ClvRunRepository(Repository[ClvRun]):
     model = ClvRun
     gone_column = None
@@ -72,46 +146,6 @@ class ClvRunRepository(Repository[ClvRun]):
             .order_by(ClvRun.created_at)
             .limit(1)
             .with_for_update(skip_locked=True)
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
-    def orders(self, run: ClvRun, currency: str) -> Select[tuple[object, ...]]:
-        """The run's orders in its currency, of live contacts (of its segment, if any)."""
-        where = [
-            Order.workspace_id == run.workspace_id,
-            Order.currency == currency,
-            *standing_orders(run.as_of),
-        ]
-        if run.segment_id is not None:
-            members = select(SegmentMember.contact_id).where(
-                SegmentMember.workspace_id == run.workspace_id,
-                SegmentMember.segment_id == run.segment_id,
-            )
-            where.append(Order.contact_id.in_(members))
-        return (
-            select(
-                Order.contact_id.cast(Text).label("contact_id"),
-                epoch_us(Order.ordered_at).label("ordered_at"),
-                Order.total.cast(Double).label("total"),
-            )
-            .join(
-                Contact,
-                and_(
-                    Contact.workspace_id == Order.workspace_id,
-                    Contact.id == Order.contact_id,
-                    Contact.deleted_at.is_(None),
-                ),
-            )
-            .where(*where)
-        )
-
-    async def most_used_currency(self, run: ClvRun) -> str | None:
-        statement = (
-            select(Order.currency)
-            .where(Order.workspace_id == run.workspace_id, *standing_orders(run.as_of))
-            .group_by(Order.currency)
-            .order_by(func.count().desc(), Order.currency)
-            .limit(1)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 

@@ -47,7 +47,7 @@ def cohort_matrix(orders: pl.DataFrame, as_of: date) -> pl.DataFrame:
     )
 
 
-def period_retention(orders: pl.DataFrame, start: date, end: date) -> dict[str, float | int]:
+def period_retention(orders: pl.DataFrame, start: date, end: date) -> dict[str, float | int | None]:
     """CRR over [start, end) against the period of the same length before it."""
     length = end - start
     day = pl.col("ordered_at").dt.date()
@@ -60,10 +60,10 @@ def period_retention(orders: pl.DataFrame, start: date, end: date) -> dict[str, 
     reactivated = during - before - new
     s, n = len(before), len(new & during)
     e = len(during) - len(reactivated)
-    rate = (e - n) / s if s else 0.0
+    rate = (e - n) / s if s else None
     return {"start_customers": s, "end_customers": e, "new_customers": n,
             "reactivated_customers": len(reactivated), "retention_rate": rate,
-            "churn_rate": 1 - rate if s else 0.0}  # fmt: skip
+            "churn_rate": None if rate is None else 1 - rate}  # fmt: skip
 
 
 def repeat_purchase_rate(orders: pl.DataFrame, as_of: date) -> float:

@@ -1,8 +1,9 @@
 """RFM: per customer, recency (days from the last order to `as_of`), frequency (orders) and
 monetary value (their total), each scored 1-5 by quintile of the customers ranked on it, 5 for
-the best fifth (most recent, most frequent, highest value). Tied customers share the score of
-the lowest rank they tie at. The named segments map the R and F scores as the common RFM grid
-does (SEGMENTS: champions R 5 and F 4-5, ..., hibernating R 1-2 and F 1-2)."""
+the best fifth (most recent, most frequent, highest value): ceil(5 x rank / customers), tied
+customers sharing the highest rank they tie at (so a sole customer scores 5). The named
+segments map the R and F scores as the common RFM grid does (SEGMENTS: champions R 5 and
+F 4-5, ..., hibernating R 1-2 and F 1-2)."""
 
 from datetime import date
 
@@ -25,8 +26,7 @@ SEGMENTS: list[tuple[str, set[int], set[int]]] = [
 
 def _quintile(value: pl.Expr) -> pl.Expr:
     """1-5 by the value's rank among the customers, highest values scoring 5."""
-    rank = value.rank("min")
-    return (1 + ((rank - 1) * 5 // pl.len())).cast(pl.Int8)
+    return (value.rank("max") * 5 / pl.len()).ceil().cast(pl.Int8)
 
 
 def _segment() -> pl.Expr:

@@ -6,12 +6,21 @@ from fastapi import Depends, Path, Query, Request, Response
 from crm_api.analytics import service
 from crm_api.analytics.schemas import (
     CLV_DEFINITIONS,
+    NPS_DEFINITION,
+    RETENTION_DEFINITION,
+    RFM_DEFINITION,
     ClvCustomerListParams,
     ClvCustomerPage,
     ClvCustomerRead,
     ClvRunCreate,
     ClvRunPage,
     ClvRunRead,
+    NpsParams,
+    NpsReport,
+    OrderMetricsParams,
+    RetentionParams,
+    RetentionReport,
+    RfmReport,
 )
 from crm_api.core.auth import Principal, Scope, require_scope
 from crm_api.core.db import DbSession
@@ -102,3 +111,42 @@ async def clv_runs_customers(
     return ClvCustomerPage(
         data=[ClvCustomerRead.model_validate(r) for r in rows], next_cursor=next_cursor
     )
+
+
+@router.get(
+    "/metrics/nps",
+    response_model=NpsReport,
+    responses=problem_responses(404),
+    summary="Net Promoter Score over a window, overall and by month or channel",
+    description=NPS_DEFINITION,
+)
+async def metrics_nps(
+    session: DbSession, principal: Reader, params: Annotated[NpsParams, Query()]
+) -> NpsReport:
+    return await service.nps_report(session, principal, params)
+
+
+@router.get(
+    "/metrics/rfm",
+    response_model=RfmReport,
+    responses=problem_responses(404),
+    summary="RFM segments: how many customers each holds and what they are worth",
+    description=RFM_DEFINITION,
+)
+async def metrics_rfm(
+    session: DbSession, principal: Reader, params: Annotated[OrderMetricsParams, Query()]
+) -> RfmReport:
+    return await service.rfm_report(session, principal, params)
+
+
+@router.get(
+    "/metrics/retention",
+    response_model=RetentionReport,
+    responses=problem_responses(404),
+    summary="Retention: the monthly cohort matrix, a period's retention rate, repeat purchases",
+    description=RETENTION_DEFINITION,
+)
+async def metrics_retention(
+    session: DbSession, principal: Reader, params: Annotated[RetentionParams, Query()]
+) -> RetentionReport:
+    return await service.retention_report(session, principal, params)

@@ -134,3 +134,123 @@ class ClvCustomerListParams(ListParams):
         description="`-clv` (the default), `clv`, `-p_alive`, `p_alive`, `-expected_purchases`, "
         "`expected_purchases`.",
     )
+
+
+NPS_DEFINITION = (
+    "Promoters answer 9-10, passives 7-8, detractors 0-6; NPS is the share of promoters minus "
+    "the share of detractors, in points (-100 to 100), over the NPS answers given in the "
+    "window. `margin_of_error` is 1.96 standard errors of that mean of +1/0/-1 answers (95%), "
+    "in points."
+)
+RFM_DEFINITION = (
+    "Per customer with a standing order by `as_of` (as for CLV): recency is the days from "
+    "their last order to `as_of`, frequency their orders, monetary their total. Each is scored "
+    "1-5 by quintile of the customers ranked on it (5: most recent, most frequent, highest "
+    "value; ceil(5 x rank / customers), tied customers sharing the higher score), and the R "
+    "and F scores name the segment: "
+    "champions (R 5, F 4-5), loyal_customers (R 3-4, F 4-5), potential_loyalists (R 4-5, "
+    "F 2-3), new_customers (R 5, F 1), promising (R 4, F 1), need_attention (R 3, F 3), "
+    "about_to_sleep (R 3, F 1-2), at_risk (R 1-2, F 3-4), cannot_lose_them (R 1-2, F 5), "
+    "hibernating (R 1-2, F 1-2)."
+)
+RETENTION_DEFINITION = (
+    "Orders count as for CLV. Customers are acquired in the month of their first order (their "
+    "cohort); a cohort's cell for period k is the share of it with an order in month k after. "
+    "Over the period [start, end) (default: the last 30 days to `as_of`), the retention rate "
+    "is (E - N) / S: S customers with an order in the period of the same length before it, E "
+    "with one in the period (not counting those back after a longer absence, reported as "
+    "`reactivated_customers`), N of them new; churn is 1 - rate. The repeat purchase rate is "
+    "the share of customers with orders on two days or more."
+)
+
+
+class NpsGrouping(StrEnum):
+    none = "none"
+    month = "month"
+    channel = "channel"
+
+
+class MetricsParams(InputSchema):
+    as_of: UtcDatetime | None = Field(default=None, description="Default: now.")
+    segment_id: uuid.UUID | None = Field(default=None, description="Only its members.")
+
+
+class OrderMetricsParams(MetricsParams):
+    currency: CurrencyCode | None = Field(
+        default=None, description="Default: the currency of most of the orders."
+    )
+
+
+class NpsParams(MetricsParams):
+    start: UtcDatetime | None = Field(
+        default=None, description="Answers given at or after this; default: every answer."
+    )
+    group_by: NpsGrouping = NpsGrouping.none
+
+
+class RetentionParams(OrderMetricsParams):
+    start: UtcDatetime | None = Field(
+        default=None, description="The period's start; default: 30 days before its end."
+    )
+
+
+class NpsScore(ReadSchema):
+    group: str | None = Field(description="The month (YYYY-MM) or channel; none overall.")
+    responses: int
+    promoters: int
+    passives: int
+    detractors: int
+    promoter_share: float | None
+    passive_share: float | None
+    detractor_share: float | None
+    nps: float | None = Field(description="None without answers.")
+    margin_of_error: float | None
+
+
+class NpsReport(ReadSchema):
+    as_of: datetime
+    start: datetime | None
+    overall: NpsScore
+    groups: list[NpsScore]
+
+
+class RfmSegmentRow(ReadSchema):
+    segment: str
+    customers: int
+    customer_share: float
+    value: float
+    value_share: float | None
+
+
+class RfmReport(ReadSchema):
+    as_of: datetime
+    currency: str | None
+    customers: int
+    segments: list[RfmSegmentRow] = Field(description="By value, highest first.")
+
+
+class CohortCell(ReadSchema):
+    cohort: str = Field(description="The month of first orders, YYYY-MM.")
+    period: int = Field(description="Months after the cohort's.")
+    customers: int
+    cohort_size: int
+    retention: float
+
+
+class PeriodRetention(ReadSchema):
+    start: datetime
+    end: datetime
+    start_customers: int
+    end_customers: int
+    new_customers: int
+    reactivated_customers: int
+    retention_rate: float | None = Field(description="None without customers before it.")
+    churn_rate: float | None
+
+
+class RetentionReport(ReadSchema):
+    as_of: datetime
+    currency: str | None
+    cohorts: list[CohortCell]
+    period: PeriodRetention
+    repeat_purchase_rate: float | None

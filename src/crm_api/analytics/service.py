@@ -1,11 +1,13 @@
 import asyncio
+import math
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.analytics import clv
+from crm_api.analytics import clv, nps, retention, rfm
 from crm_api.analytics.load import query_frame
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.analytics.repository import (
@@ -13,11 +15,28 @@ from crm_api.analytics.repository import (
     CLV_CUSTOMER_SORTS,
     CLV_RUN_ID_SORT,
     CLV_RUN_SORTS,
+    FEEDBACK_SCHEMA,
     ORDER_SCHEMA,
     ClvRunRepository,
+    MetricsRepository,
+    Population,
+    feedback_rows,
+    order_rows,
 )
-from crm_api.analytics.schemas import ClvCustomerListParams, ClvRunCreate, ClvRunStatus
+from crm_api.analytics.schemas import (
+    ClvCustomerListParams,
+    ClvRunCreate,
+    ClvRunStatus,
+    NpsGrouping,
+    NpsParams,
+    NpsReport,
+    OrderMetricsParams,
+    RetentionParams,
+    RetentionReport,
+    RfmReport,
+)
 from crm_api.core.auth import Principal
+from crm_api.core.errors import InvalidInput
 from crm_api.core.pagination import make_page, page_request
 from crm_api.core.records import get_or_404, list_records
 from crm_api.core.schemas import ListParams
@@ -118,11 +137,16 @@ async def run_queued_clv_runs(session: AsyncSession, now: datetime) -> int:
         return 0
     run.started_at = datetime.now(UTC)
     try:
-        currency = run.currency or await repository.most_used_currency(run)
+        population = Population(run.workspace_id, run.segment_id)
+        currency = run.currency or await MetricsRepository(session).most_used_currency(
+            population, run.as_of
+        )
         if currency is None:
             raise RunFailed("No customer has a paid order by as_of.")
         run.currency = currency
-        orders = await query_frame(session, repository.orders(run, currency), ORDER_SCHEMA)
+        orders = await query_frame(
+            session, order_rows(population, run.as_of, currency), ORDER_SCHEMA
+        )
         # The fits are CPU work: off the event loop, so the worker's other tasks go on.
         predicted, bgnbd, gamma_gamma = await asyncio.to_thread(_fit_and_predict, orders, run)
     except RunFailed as failure:
@@ -136,3 +160,91 @@ async def run_queued_clv_runs(session: AsyncSession, now: datetime) -> int:
     run.finished_at = datetime.now(UTC)
     await session.flush()
     return 1
+
+
+# Reports computed on request: one load, one pass in Polars.
+
+
+async def _population(
+    session: AsyncSession, principal: Principal, segment_id: uuid.UUID | None
+) -> Population:
+    if segment_id is not None:
+        await get_segment(session, principal, segment_id)  # 404 for another workspace's
+    return Population(principal.workspace_id, segment_id)
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (a share of no answers) reads as null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+async def nps_report(session: AsyncSession, principal: Principal, params: NpsParams) -> NpsReport:
+    as_of = params.as_of or datetime.now(UTC)
+    population = await _population(session, principal, params.segment_id)
+    statement = feedback_rows(population, "nps", params.start, as_of)
+    answers = await query_frame(session, statement, FEEDBACK_SCHEMA)
+    groups: list[dict[str, Any]] = []
+    if params.group_by is not NpsGrouping.none:
+        key = (
+            pl.col("responded_at").dt.strftime("%Y-%m")
+            if params.group_by is NpsGrouping.month
+            else pl.col("channel")
+        )
+        by_group = nps.nps(answers.with_columns(key.alias("group")), ["group"])
+        groups = [_finite(row) for row in by_group.iter_rows(named=True)]
+    overall = {"group": None, **_finite(nps.nps(answers).row(0, named=True))}
+    return NpsReport.model_validate(
+        {"as_of": as_of, "start": params.start, "overall": overall, "groups": groups}
+    )
+
+
+async def _standing_orders(
+    session: AsyncSession, principal: Principal, params: OrderMetricsParams
+) -> tuple[datetime, str | None, pl.DataFrame]:
+    as_of = params.as_of or datetime.now(UTC)
+    population = await _population(session, principal, params.segment_id)
+    currency = params.currency or await MetricsRepository(session).most_used_currency(
+        population, as_of
+    )
+    if currency is None:
+        return as_of, None, pl.DataFrame(schema=ORDER_SCHEMA)
+    statement = order_rows(population, as_of, currency)
+    return as_of, currency, await query_frame(session, statement, ORDER_SCHEMA)
+
+
+async def rfm_report(
+    session: AsyncSession, principal: Principal, params: OrderMetricsParams
+) -> RfmReport:
+    as_of, currency, orders = await _standing_orders(session, principal, params)
+    scored = rfm.rfm(orders, as_of.astimezone(UTC).date())
+    segments = [_finite(row) for row in rfm.segment_summary(scored).iter_rows(named=True)]
+    return RfmReport.model_validate(
+        {"as_of": as_of, "currency": currency, "customers": scored.height, "segments": segments}
+    )
+
+
+async def retention_report(
+    session: AsyncSession, principal: Principal, params: RetentionParams
+) -> RetentionReport:
+    as_of, currency, orders = await _standing_orders(session, principal, params)
+    last_day = as_of.astimezone(UTC).date()
+    start = params.start or as_of - timedelta(days=30)
+    if start >= as_of:
+        raise InvalidInput(("query", "start"), "The period starts before as_of.")
+    cohorts = retention.cohort_matrix(orders, last_day).with_columns(
+        pl.col("cohort").dt.strftime("%Y-%m")
+    )
+    period = retention.period_retention(
+        orders, start.astimezone(UTC).date(), last_day + timedelta(days=1)
+    )
+    return RetentionReport.model_validate(
+        {
+            "as_of": as_of,
+            "currency": currency,
+            "cohorts": cohorts.to_dicts(),
+            "period": {"start": start, "end": as_of, **period},
+            "repeat_purchase_rate": retention.repeat_purchase_rate(orders, last_day)
+            if orders.height
+            else None,
+        }
+    )
