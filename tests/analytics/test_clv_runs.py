@@ -252,3 +252,68 @@ async def test_two_workers_take_each_run_once(
         finished = await get_run(live_client, live_tenant, run)
         assert finished["status"] == "succeeded", finished["error"]
         assert finished["customers"] == 2_000
+
+
+async def test_a_workspace_runs_scores_become_the_contacts_metrics(
+    client: AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    golden_of = await load_golden_orders(sessionmaker, tenant)
+    run = await start_run(client, tenant, as_of=AS_OF)
+    await run_worker(sessionmaker)
+    scored = {c["contact_id"]: c for c in await customers(client, tenant, run)}
+    best = max(scored.values(), key=lambda c: c["clv"])
+    assert {"rfm_recency_score", "rfm_segment"} <= set(best)
+    assert 1 <= best["rfm_monetary_score"] <= 5
+    response = await client.get(
+        f"/v1/contacts/{best['contact_id']}/metrics", headers=tenant.headers
+    )
+    assert response.status_code == 200, response.text
+    metrics = response.json()
+    assert metrics["predicted_clv"] == pytest.approx(best["clv"])
+    assert (metrics["p_alive"], metrics["rfm_segment"]) == (best["p_alive"], best["rfm_segment"])
+    assert metrics["clv_run_id"] == run["id"]
+    # The scores are filter fields: the top customers by predicted value, still likely alive.
+    threshold = sorted(c["clv"] for c in scored.values())[-50]
+    filter = {"all": [{"field": "metrics.predicted_clv", "op": "gte", "value": threshold},
+                      {"field": "metrics.p_alive", "op": "gt", "value": 0.5}]}  # fmt: skip
+    found = await client.post(
+        "/v1/contacts/search", json={"filter": filter, "limit": 500}, headers=tenant.headers
+    )
+    expected = {i for i, c in scored.items() if c["clv"] >= threshold and c["p_alive"] > 0.5}
+    assert {c["id"] for c in found.json()["data"]} == expected
+    assert 0 < len(expected) <= 50
+    champions = {"field": "metrics.rfm_segment", "op": "eq", "value": "champions"}
+    preview = await client.post(
+        "/v1/segments/preview", json={"filter": champions}, headers=tenant.headers
+    )
+    assert preview.json()["count"] == sum(c["rfm_segment"] == "champions" for c in scored.values())
+    # A run on the past (a backtest) and one on a segment leave the scores as they are.
+    await start_run(client, tenant, as_of="2026-01-01T00:00:00Z")
+    chosen = sorted(golden_of)[:10]
+    segment = await client.post("/v1/segments", json={"name": "S", "kind": "static",
+                                "contact_ids": chosen}, headers=tenant.headers)  # fmt: skip
+    await start_run(client, tenant, as_of=AS_OF, segment_id=segment.json()["id"])
+    assert await run_worker(sessionmaker) == 2
+    again = await client.get(f"/v1/contacts/{best['contact_id']}/metrics", headers=tenant.headers)
+    assert again.json()["clv_run_id"] == run["id"]
+
+
+async def test_contact_metrics_of_a_contact_without_activity_and_of_others(
+    client: AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    quiet = await create_contact(client, tenant, email="quiet@x.com")
+    url = f"/v1/contacts/{quiet['id']}/metrics"
+    response = await client.get(url, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["order_count"], body["total_spent"], body["predicted_clv"]) == (0, "0", None)
+    assert_problem(await client.get(url, headers=other_tenant.headers), 404)
+    assert_problem(await client.get(url), 401)
+    no_scope = await create_key(sessionmaker, tenant, [Scope.contacts_read])
+    assert_problem(await client.get(url, headers=no_scope.headers), 403)
+    assert_problem(
+        await client.get(f"/v1/contacts/{uuid.uuid4()}/metrics", headers=tenant.headers), 404
+    )

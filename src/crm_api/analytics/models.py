@@ -2,7 +2,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Double, ForeignKeyConstraint, Index, Integer, Text, text
+from sqlalchemy import (
+    CheckConstraint,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -78,3 +87,12 @@ class ClvRunCustomer(Base):
     p_alive: Mapped[float] = mapped_column(Double)
     expected_average_spend: Mapped[float] = mapped_column(Double)
     clv: Mapped[float] = mapped_column(Double)
+    # RFM as of the run's as_of (analytics/rfm.py): days since the last order, orders, total;
+    # none for runs made before RFM was stored with them.
+    rfm_recency: Mapped[int | None] = mapped_column(Integer)
+    rfm_frequency: Mapped[int | None] = mapped_column(Integer)
+    rfm_monetary: Mapped[float | None] = mapped_column(Double)
+    rfm_recency_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_frequency_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_monetary_score: Mapped[int | None] = mapped_column(SmallInteger)
+    rfm_segment: Mapped[str | None] = mapped_column(Text)

@@ -15,11 +15,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
-from crm_api.contacts.models import Contact
+from crm_api.contacts.models import Contact, ContactMetrics
 from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_by
 from crm_api.core.repository import Repository
 from crm_api.feedback.models import Feedback
@@ -45,10 +46,40 @@ FEEDBACK_SCHEMA: dict[str, pl.DataType] = {
     "channel": pl.String(),
     "responded_at": pl.Datetime("us", "UTC"),
 }
+RFM_COLUMNS = [
+    "rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_recency_score", "rfm_frequency_score",
+    "rfm_monetary_score", "rfm_segment",
+]  # fmt: skip
 CUSTOMER_COLUMNS = [
     "workspace_id", "run_id", "contact_id", "frequency", "recency", "age", "monetary_value",
     "historical_value", "expected_purchases", "p_alive", "expected_average_spend", "clv",
+    *RFM_COLUMNS,
 ]  # fmt: skip
+# A workspace-wide run's scores become the contacts' metrics, unless a run as of a later time
+# gave them already (a run on the past, for a backtest, changes nothing); contacts the run did
+# not score lose the scores of older runs.
+PUBLISH_SCORES = text("""
+INSERT INTO contact_metrics (workspace_id, contact_id, predicted_clv, p_alive,
+    expected_purchases, rfm_recency_score, rfm_frequency_score, rfm_monetary_score,
+    rfm_segment, scored_at, clv_run_id)
+SELECT workspace_id, contact_id, clv, p_alive, expected_purchases, rfm_recency_score,
+    rfm_frequency_score, rfm_monetary_score, rfm_segment, :as_of, run_id
+FROM clv_run_customers WHERE workspace_id = :workspace_id AND run_id = :run_id
+ON CONFLICT (workspace_id, contact_id) DO UPDATE SET
+    predicted_clv = excluded.predicted_clv, p_alive = excluded.p_alive,
+    expected_purchases = excluded.expected_purchases,
+    rfm_recency_score = excluded.rfm_recency_score,
+    rfm_frequency_score = excluded.rfm_frequency_score,
+    rfm_monetary_score = excluded.rfm_monetary_score, rfm_segment = excluded.rfm_segment,
+    scored_at = excluded.scored_at, clv_run_id = excluded.clv_run_id
+WHERE contact_metrics.scored_at IS NULL OR contact_metrics.scored_at <= excluded.scored_at
+""")
+CLEAR_OLDER_SCORES = text("""
+UPDATE contact_metrics SET predicted_clv = NULL, p_alive = NULL, expected_purchases = NULL,
+    rfm_recency_score = NULL, rfm_frequency_score = NULL, rfm_monetary_score = NULL,
+    rfm_segment = NULL, scored_at = :as_of, clv_run_id = :run_id
+WHERE workspace_id = :workspace_id AND scored_at <= :as_of AND clv_run_id <> :run_id
+""")
 
 
 def epoch_us(column: Any) -> ColumnElement[int]:
@@ -133,6 +164,11 @@ class MetricsRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def of_contact(
+        self, workspace_id: uuid.UUID, contact_id: uuid.UUID
+    ) -> ContactMetrics | None:
+        return await self.session.get(ContactMetrics, (workspace_id, contact_id))
+
 
 class ClvRunRepository(Repository[ClvRun]):
     model = ClvRun
@@ -161,6 +197,7 @@ class ClvRunRepository(Repository[ClvRun]):
             pl.lit(str(run.id)).alias("run_id"),
             "contact_id", "frequency", "recency", pl.col("T").alias("age"), "monetary_value",
             "historical_value", "expected_purchases", "p_alive", "expected_average_spend", "clv",
+            *RFM_COLUMNS,
         )  # fmt: skip
         connection = await self.session.connection()
         driver = (await connection.get_raw_connection()).driver_connection
@@ -172,6 +209,11 @@ class ClvRunRepository(Repository[ClvRun]):
         await driver.copy_records_to_table(
             ClvRunCustomer.__tablename__, records=records, columns=CUSTOMER_COLUMNS
         )
+
+    async def publish_scores(self, run: ClvRun) -> None:
+        keys = {"workspace_id": run.workspace_id, "run_id": run.id, "as_of": run.as_of}
+        await self.session.execute(PUBLISH_SCORES, keys)
+        await self.session.execute(CLEAR_OLDER_SCORES, keys)
 
     async def customers_page(
         self, run: ClvRun, page: PageRequest

@@ -15,6 +15,7 @@ from crm_api.analytics.schemas import (
     ClvRunCreate,
     ClvRunPage,
     ClvRunRead,
+    ContactMetricsRead,
     NpsParams,
     NpsReport,
     OrderMetricsParams,
@@ -150,3 +151,18 @@ async def metrics_retention(
     session: DbSession, principal: Reader, params: Annotated[RetentionParams, Query()]
 ) -> RetentionReport:
     return await service.retention_report(session, principal, params)
+
+
+@router.get(
+    "/contacts/{contact_id}/metrics",
+    response_model=ContactMetricsRead,
+    responses=problem_responses(404),
+    summary="A contact's metrics: what its activity adds up to, and its latest scores",
+    description="The `metrics.*` fields of the filter language. " + CLV_DEFINITIONS,
+)
+async def contacts_metrics(
+    contact_id: Annotated[uuid.UUID, Path(description="The contact's id.")],
+    session: DbSession,
+    principal: Reader,
+) -> ContactMetricsRead:
+    return await service.contact_metrics(session, principal, contact_id)

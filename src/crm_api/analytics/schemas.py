@@ -6,7 +6,14 @@ from typing import Annotated
 from pydantic import Field
 
 from crm_api.core.pagination import Page
-from crm_api.core.schemas import CurrencyCode, InputSchema, ListParams, ReadSchema, UtcDatetime
+from crm_api.core.schemas import (
+    CurrencyCode,
+    DecimalText,
+    InputSchema,
+    ListParams,
+    ReadSchema,
+    UtcDatetime,
+)
 
 CLV_DEFINITIONS = (
     "Orders count when they were placed on or before `as_of` and are paid, unless they were "
@@ -121,6 +128,15 @@ class ClvCustomerRead(ReadSchema):
     p_alive: float
     expected_average_spend: float
     clv: float
+    rfm_recency: int | None = Field(
+        description="RFM as of the run's as_of: days since the last order."
+    )
+    rfm_frequency: int | None = Field(description="Orders.")
+    rfm_monetary: float | None = Field(description="Their total.")
+    rfm_recency_score: int | None
+    rfm_frequency_score: int | None
+    rfm_monetary_score: int | None
+    rfm_segment: str | None
 
 
 class ClvCustomerPage(Page[ClvCustomerRead]):
@@ -254,3 +270,26 @@ class RetentionReport(ReadSchema):
     cohorts: list[CohortCell]
     period: PeriodRetention
     repeat_purchase_rate: float | None
+
+
+class ContactMetricsRead(ReadSchema):
+    """What the filter language reads as `metrics.*`."""
+
+    contact_id: uuid.UUID
+    order_count: int = Field(description="Paid orders.")
+    total_spent: DecimalText = Field(description="Their total, currencies as they are.")
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+    last_nps_score: int | None
+    open_ticket_count: int
+    predicted_clv: float | None = Field(
+        description="From the latest workspace-wide CLV run (clv_run_id), as of scored_at."
+    )
+    p_alive: float | None
+    expected_purchases: float | None
+    rfm_recency_score: int | None
+    rfm_frequency_score: int | None
+    rfm_monetary_score: int | None
+    rfm_segment: str | None
+    scored_at: datetime | None
+    clv_run_id: uuid.UUID | None

@@ -27,6 +27,7 @@ from crm_api.analytics.schemas import (
     ClvCustomerListParams,
     ClvRunCreate,
     ClvRunStatus,
+    ContactMetricsRead,
     NpsGrouping,
     NpsParams,
     NpsReport,
@@ -35,6 +36,7 @@ from crm_api.analytics.schemas import (
     RetentionReport,
     RfmReport,
 )
+from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.errors import InvalidInput
 from crm_api.core.pagination import make_page, page_request
@@ -117,7 +119,17 @@ def _fit_and_predict(orders: pl.DataFrame, run: ClvRun) -> tuple[pl.DataFrame, c
     )
     if not predicted.select(pl.all_horizontal(pl.selectors.float().is_finite().all())).item():
         raise RunFailed("The fitted models give non-finite predictions for these customers.")
-    return predicted, bgnbd, gamma_gamma
+    scored = rfm.rfm(orders, run.as_of.astimezone(UTC).date()).select(
+        "contact_id",
+        pl.col("recency").alias("rfm_recency"),
+        pl.col("frequency").alias("rfm_frequency"),
+        pl.col("monetary").alias("rfm_monetary"),
+        pl.col("r_score").alias("rfm_recency_score"),
+        pl.col("f_score").alias("rfm_frequency_score"),
+        pl.col("m_score").alias("rfm_monetary_score"),
+        pl.col("segment").alias("rfm_segment"),
+    )
+    return predicted.join(scored, on="contact_id", how="left"), bgnbd, gamma_gamma
 
 
 def _fit_read(fit: clv.Fit) -> dict[str, object]:
@@ -153,6 +165,8 @@ async def run_queued_clv_runs(session: AsyncSession, now: datetime) -> int:
         run.status, run.error = ClvRunStatus.failed.value, str(failure)
     else:
         await repository.store_customers(run, predicted)
+        if run.segment_id is None:
+            await repository.publish_scores(run)
         run.status = ClvRunStatus.succeeded.value
         run.bgnbd, run.gamma_gamma = _fit_read(bgnbd), _fit_read(gamma_gamma)
         run.customers = predicted.height
@@ -248,3 +262,22 @@ async def retention_report(
             else None,
         }
     )
+
+
+async def contact_metrics(
+    session: AsyncSession, principal: Principal, contact_id: uuid.UUID
+) -> ContactMetricsRead:
+    """A contact without activity has no metrics row: its counts are 0, the rest unknown."""
+    await get_or_404(ContactRepository(session), principal.workspace_id, contact_id, "contact")
+    row = await MetricsRepository(session).of_contact(principal.workspace_id, contact_id)
+    if row is None:
+        return ContactMetricsRead.model_validate(
+            {
+                **dict.fromkeys(ContactMetricsRead.model_fields),
+                "contact_id": contact_id,
+                "order_count": 0,
+                "total_spent": "0",
+                "open_ticket_count": 0,
+            }
+        )
+    return ContactMetricsRead.model_validate(row)

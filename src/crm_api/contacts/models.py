@@ -5,11 +5,13 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Double,
     ForeignKeyConstraint,
     Index,
     Integer,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Text,
     func,
     text,
@@ -165,6 +167,16 @@ class ContactMetrics(Base):
     last_nps_score: Mapped[int | None] = mapped_column(Integer, default=None)
     open_ticket_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The scores of the latest workspace-wide CLV run (analytics), as of its as_of.
+    predicted_clv: Mapped[float | None] = mapped_column(Double, default=None)
+    p_alive: Mapped[float | None] = mapped_column(Double, default=None)
+    expected_purchases: Mapped[float | None] = mapped_column(Double, default=None)
+    rfm_recency_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    rfm_frequency_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    rfm_monetary_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    rfm_segment: Mapped[str | None] = mapped_column(Text, default=None)
+    scored_at: Mapped[datetime | None] = mapped_column(default=None)
+    clv_run_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 register_constraint(

@@ -35,6 +35,15 @@ METRIC_FIELDS = {
     "open_ticket_count": FilterField(
         Kind.number, ContactMetrics.open_ticket_count, missing=Decimal(0)
     ),
+    # The latest workspace-wide CLV run's scores (GET /v1/metrics/clv/runs).
+    "predicted_clv": FilterField(Kind.number, ContactMetrics.predicted_clv),
+    "p_alive": FilterField(Kind.number, ContactMetrics.p_alive),
+    "expected_purchases": FilterField(Kind.number, ContactMetrics.expected_purchases),
+    "rfm_recency_score": FilterField(Kind.number, ContactMetrics.rfm_recency_score),
+    "rfm_frequency_score": FilterField(Kind.number, ContactMetrics.rfm_frequency_score),
+    "rfm_monetary_score": FilterField(Kind.number, ContactMetrics.rfm_monetary_score),
+    "rfm_segment": FilterField(Kind.text, ContactMetrics.rfm_segment),
+    "scored_at": FilterField(Kind.datetime, ContactMetrics.scored_at),
 }
 CONTACT_FIELDS = {
     **record_fields(Contact),

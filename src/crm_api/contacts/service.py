@@ -239,7 +239,10 @@ async def list_contacts(
 
 SEARCH_DESCRIPTION = search_description(
     CONTACT_FILTERS,
-    "`metrics.*` are what the contact's paid orders, NPS answers and open tickets add up to. ",
+    "`metrics.*` are what the contact's paid orders, NPS answers and open tickets add up to, "
+    "and the scores of the latest workspace-wide CLV run (`predicted_clv`, `p_alive`, "
+    "`expected_purchases`, `rfm_*`, as of `scored_at`); dynamic segments on those scores "
+    "take a new run's at their next scheduled refresh. ",
 )
 
 
