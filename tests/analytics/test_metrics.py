@@ -1,11 +1,12 @@
 """NPS, RFM and retention against fixtures computed by hand."""
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import polars as pl
 import pytest
 
-from crm_api.analytics import nps, retention, rfm
+from crm_api.analytics import nps, pipeline, retention, rfm, support
 
 
 def orders(*rows: tuple[str, str, float]) -> pl.DataFrame:
@@ -139,3 +140,85 @@ class TestRetention:
         # a, b and d bought on two days or more; c and e once.
         assert retention.repeat_purchase_rate(self.DATA, date(2026, 3, 31)) == 0.6
         assert retention.repeat_purchase_rate(self.DATA, date(2026, 1, 31)) == 0.0
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class TestPipeline:
+    STAGES = pl.DataFrame(
+        {
+            "stage_id": ["q", "p", "w", "l"],
+            "pipeline_id": ["sales"] * 4,
+            "pipeline_name": ["Sales"] * 4,
+            "name": ["Qualified", "Proposal", "Won", "Lost"],
+            "position": [0, 1, 2, 3],
+            "kind": ["open", "open", "won", "lost"],
+        }
+    )
+    # d1: q -> p -> won (10 days after creation); d2: q -> lost; d3: straight to p, still open;
+    # d4: q; d5: q -> won on day 4, after as_of.
+    MOVES = [
+        ("d1", "q", "2026-01-01"), ("d1", "p", "2026-01-05"), ("d1", "w", "2026-01-11"),
+        ("d2", "q", "2026-01-02"), ("d2", "l", "2026-01-20"),
+        ("d3", "p", "2026-01-03"),
+        ("d4", "q", "2026-01-04"),
+        ("d5", "q", "2026-01-25"), ("d5", "w", "2026-03-01"),
+    ]  # fmt: skip
+
+    def metrics(self, start: datetime | None) -> dict[str, Any]:
+        changes = pl.DataFrame(
+            {
+                "deal_id": [m[0] for m in self.MOVES],
+                "to_stage_id": [m[1] for m in self.MOVES],
+                "changed_at": [at(m[2]) for m in self.MOVES],
+            }
+        )
+        deals = changes.group_by("deal_id").agg(pl.col("changed_at").min().alias("created_at"))
+        (found,) = pipeline.pipeline_metrics(changes, self.STAGES, deals, start, at("2026-02-01"))
+        return found
+
+    def test_funnel_win_rate_and_cycle(self) -> None:
+        found = self.metrics(None)
+        # Qualified: d1-d5 (d3 skipped it, d5 counts as it stood: in q); Proposal: d1, d3.
+        assert [(s["name"], s["reached"]) for s in found["stages"]] == [
+            ("Qualified", 5), ("Proposal", 2),
+        ]  # fmt: skip
+        assert found["stages"][0]["conversion_rate"] == pytest.approx(2 / 5)
+        assert found["stages"][1]["conversion_rate"] == pytest.approx(1 / 2)  # d1 won
+        assert (found["won"], found["lost"], found["win_rate"]) == (1, 1, 0.5)
+        assert found["average_cycle_days"] == pytest.approx(10.0)
+
+    def test_the_window_counts_closings_inside_it(self) -> None:
+        found = self.metrics(at("2026-01-15"))
+        assert (found["won"], found["lost"], found["win_rate"]) == (0, 1, 0.0)
+        assert found["average_cycle_days"] is None
+
+
+class TestSupport:
+    def test_times_compliance_and_csat(self) -> None:
+        tickets = pl.DataFrame(
+            {
+                "created_at": [at("2026-01-01T00:00"), at("2026-01-01T00:00"),
+                               at("2026-01-01T00:00"), at("2026-01-01T00:00")],
+                # 30 min, 90 min, none yet, 60 min
+                "first_responded_at": [at("2026-01-01T00:30"), at("2026-01-01T01:30"), None,
+                                       at("2026-01-01T01:00")],
+                "resolved_at": [at("2026-01-01T04:00"), None, None, None],
+                # 60-minute targets; the third's is not due yet at as_of; the fourth has none.
+                "first_response_due_at": [at("2026-01-01T01:00"), at("2026-01-01T01:00"),
+                                          at("2026-01-02T00:00"), None],
+                "resolution_due_at": [at("2026-01-01T08:00"), at("2026-01-01T08:00"), None, None],
+            }
+        )  # fmt: skip
+        scores = pl.Series([5, 4, 2, 1, 5])
+        found = support.support_metrics(tickets, scores, at("2026-01-01T12:00"))
+        assert found["tickets"] == 4
+        assert found["first_response_minutes"] == {
+            "count": 3, "median": 60.0, "p90": pytest.approx(84.0), "mean": 60.0,
+        }  # fmt: skip
+        assert found["resolution_minutes"]["median"] == 240.0
+        assert found["first_response_sla"] == {"met": 1, "breached": 1, "compliance": 0.5}
+        assert found["resolution_sla"] == {"met": 1, "breached": 1, "compliance": 0.5}
+        assert found["csat"] == {"responses": 5, "average": 3.4, "satisfied_share": 0.6}

@@ -8,7 +8,17 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.core.auth import Scope
-from tests.builders import Tenant, assert_problem, create_contact, create_key
+from tests.builders import (
+    Tenant,
+    assert_problem,
+    create_contact,
+    create_deal,
+    create_key,
+    create_pipeline,
+    create_sla_policy,
+    create_ticket,
+    create_user,
+)
 
 
 async def answer(
@@ -103,7 +113,7 @@ async def test_retention(client: AsyncClient, tenant: Tenant) -> None:
     assert empty["period"]["retention_rate"] is None
 
 
-@pytest.mark.parametrize("name", ["nps", "rfm", "retention"])
+@pytest.mark.parametrize("name", ["nps", "rfm", "retention", "pipeline", "service"])
 class TestEveryReport:
     async def test_auth_and_workspaces(
         self,
@@ -118,10 +128,14 @@ class TestEveryReport:
         assert_problem(await client.get(f"/v1/metrics/{name}", headers=no_scope.headers), 403)
         reader = await create_key(sessionmaker, tenant, [Scope.metrics_read])
         assert (await client.get(f"/v1/metrics/{name}", headers=reader.headers)).status_code == 200
-        theirs = await client.post(
-            "/v1/segments", json={"name": "S", "kind": "static"}, headers=other_tenant.headers
-        )
-        params = {"segment_id": theirs.json()["id"]}
+        if name == "pipeline":
+            theirs = await create_pipeline(client, other_tenant)
+            params = {"pipeline_id": theirs["id"]}
+        else:
+            segment = await client.post(
+                "/v1/segments", json={"name": "S", "kind": "static"}, headers=other_tenant.headers
+            )
+            params = {"segment_id": segment.json()["id"]}
         response = await client.get(f"/v1/metrics/{name}", params=params, headers=tenant.headers)
         assert_problem(response, 404)
 
@@ -129,7 +143,7 @@ class TestEveryReport:
         ("params", "loc"),
         [
             ({"as_of": "soon"}, ["query", "as_of"]),
-            ({"segment_id": "x"}, ["query", "segment_id"]),
+            ({"start": "2026-13-01"}, ["query", "start"]),
             ({"unknown": "1"}, ["query", "unknown"]),
         ],
     )
@@ -147,6 +161,10 @@ class TestEveryReport:
         ("rfm", {"currency": "euro"}, ["query", "currency"]),
         ("retention", {"start": "2026-02-01T00:00:00Z", "as_of": "2026-01-01T00:00:00Z"},
          ["query", "start"]),
+        ("service", {"start": "2026-02-01T00:00:00Z", "as_of": "2026-01-01T00:00:00Z"},
+         ["query", "start"]),
+        ("pipeline", {"pipeline_id": "x"}, ["query", "pipeline_id"]),
+        ("nps", {"segment_id": "x"}, ["query", "segment_id"]),
     ],
 )  # fmt: skip
 async def test_report_parameters_are_checked(
@@ -154,3 +172,47 @@ async def test_report_parameters_are_checked(
 ) -> None:
     response = await client.get(f"/v1/metrics/{name}", params=params, headers=tenant.headers)
     assert_problem(response, 422, loc=loc)
+
+
+async def test_pipeline_through_the_api(client: AsyncClient, tenant: Tenant) -> None:
+    pipeline = await create_pipeline(client, tenant)
+    qualified, proposal, won, lost = (stage["id"] for stage in pipeline["stages"])
+    moves = {"d1": [proposal, won], "d2": [lost], "d3": [], "d4": []}
+    for name, path in moves.items():
+        first = proposal if name == "d3" else qualified
+        deal = await create_deal(client, tenant, first, name=name)
+        for stage_id in path:
+            url = f"/v1/deals/{deal['id']}"
+            moved = await client.patch(url, json={"stage_id": stage_id}, headers=tenant.headers)
+            assert moved.status_code == 200, moved.text
+    (found,) = (await report(client, tenant, "pipeline"))["pipelines"]
+    assert found["pipeline_id"] == pipeline["id"]
+    assert [(s["name"], s["reached"]) for s in found["stages"]] == [
+        ("Qualified", 4), ("Proposal", 2),
+    ]  # fmt: skip
+    assert (found["won"], found["lost"], found["win_rate"]) == (1, 1, 0.5)
+    assert 0 <= found["average_cycle_days"] < 1
+    before = await report(client, tenant, "pipeline", as_of="2020-01-01T00:00:00Z")
+    assert before["pipelines"][0]["stages"][0]["reached"] == 0
+
+
+async def test_service_through_the_api(client: AsyncClient, tenant: Tenant) -> None:
+    contact = await create_contact(client, tenant, email="c@x.com")
+    await create_sla_policy(client, tenant, is_default=True)
+    answered = await create_ticket(client, tenant, contact["id"], priority="urgent")
+    await create_ticket(client, tenant, contact["id"], priority="urgent")
+    agent = await create_user(client, tenant)
+    comment = {"body": "On it.", "kind": "reply", "author_user_id": agent["id"]}
+    response = await client.post(
+        f"/v1/tickets/{answered['id']}/comments", json=comment, headers=tenant.headers
+    )
+    assert response.status_code == 201, response.text
+    for score in (5, 2):
+        body = {"kind": "csat", "score": score, "contact_id": contact["id"]}
+        assert (await client.post("/v1/feedback", json=body, headers=tenant.headers)).is_success
+    found = await report(client, tenant, "service")
+    assert found["tickets"] == 2
+    assert found["first_response_minutes"]["count"] == 1
+    # The other ticket's hour has not passed: neither met nor breached yet.
+    assert found["first_response_sla"] == {"met": 1, "breached": 0, "compliance": 1.0}
+    assert found["csat"] == {"responses": 2, "average": 3.5, "satisfied_share": 0.5}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Double,
     Select,
     Text,
+    and_,
     delete,
     exists,
     func,
@@ -23,9 +24,11 @@ from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.contacts.models import Contact, ContactMetrics
 from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_by
 from crm_api.core.repository import Repository
+from crm_api.deals.models import Deal, DealStageChange, Pipeline, Stage
 from crm_api.feedback.models import Feedback
 from crm_api.orders.models import Order
 from crm_api.segments.models import SegmentMember
+from crm_api.tickets.models import Ticket
 
 CLV_RUN_ID_SORT = SortField(ClvRun.id, uuid.UUID)
 CLV_RUN_SORTS = {"created_at": SortField(ClvRun.created_at, datetime)}
@@ -40,6 +43,33 @@ ORDER_SCHEMA: dict[str, pl.DataType] = {
     "contact_id": pl.String(),
     "ordered_at": pl.Datetime("us", "UTC"),
     "total": pl.Float64(),
+}
+CHANGE_SCHEMA: dict[str, pl.DataType] = {
+    "deal_id": pl.String(),
+    "to_stage_id": pl.String(),
+    "changed_at": pl.Datetime("us", "UTC"),
+}
+STAGE_SCHEMA: dict[str, pl.DataType] = {
+    "stage_id": pl.String(),
+    "pipeline_id": pl.String(),
+    "pipeline_name": pl.String(),
+    "name": pl.String(),
+    "position": pl.Int64(),
+    "kind": pl.String(),
+}
+DEAL_SCHEMA: dict[str, pl.DataType] = {
+    "deal_id": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+}
+TICKET_SCHEMA: dict[str, pl.DataType] = {
+    name: pl.Datetime("us", "UTC")
+    for name in (
+        "created_at",
+        "first_responded_at",
+        "resolved_at",
+        "first_response_due_at",
+        "resolution_due_at",
+    )
 }
 FEEDBACK_SCHEMA: dict[str, pl.DataType] = {
     "score": pl.Int64(),
@@ -229,3 +259,65 @@ class ClvRunRepository(Repository[ClvRun]):
         statement = statement.order_by(*order_by(page.order)).limit(page.limit + 1)
         rows = (await self.session.execute(statement)).all()
         return [(row[0], tuple(row[1:])) for row in rows]
+
+
+def stage_change_rows(workspace_id: uuid.UUID, as_of: datetime) -> Select[*tuple[Any, ...]]:
+    """The moves of live deals up to `as_of`, as CHANGE_SCHEMA."""
+    live_deal = exists().where(
+        Deal.workspace_id == DealStageChange.workspace_id,
+        Deal.id == DealStageChange.deal_id,
+        Deal.deleted_at.is_(None),
+    )
+    return select(
+        DealStageChange.deal_id.cast(Text).label("deal_id"),
+        DealStageChange.to_stage_id.cast(Text).label("to_stage_id"),
+        epoch_us(DealStageChange.created_at).label("changed_at"),
+    ).where(
+        DealStageChange.workspace_id == workspace_id,
+        DealStageChange.created_at <= as_of,
+        live_deal,
+    )
+
+
+def stage_rows(workspace_id: uuid.UUID, pipeline_id: uuid.UUID | None) -> Select[*tuple[Any, ...]]:
+    """The live stages of live pipelines, as STAGE_SCHEMA."""
+    statement = (
+        select(
+            Stage.id.cast(Text).label("stage_id"),
+            Stage.pipeline_id.cast(Text).label("pipeline_id"),
+            Pipeline.name.label("pipeline_name"),
+            Stage.name.label("name"),
+            Stage.position.label("position"),
+            Stage.kind.label("kind"),
+        )
+        .join(
+            Pipeline,
+            and_(Pipeline.workspace_id == Stage.workspace_id, Pipeline.id == Stage.pipeline_id),
+        )
+        .where(
+            Stage.workspace_id == workspace_id,
+            Stage.deleted_at.is_(None),
+            Pipeline.deleted_at.is_(None),
+        )
+    )
+    if pipeline_id is not None:
+        statement = statement.where(Stage.pipeline_id == pipeline_id)
+    return statement
+
+
+def deal_rows(workspace_id: uuid.UUID, as_of: datetime) -> Select[*tuple[Any, ...]]:
+    return select(
+        Deal.id.cast(Text).label("deal_id"), epoch_us(Deal.created_at).label("created_at")
+    ).where(Deal.workspace_id == workspace_id, Deal.deleted_at.is_(None), Deal.created_at <= as_of)
+
+
+def ticket_rows(
+    population: Population, start: datetime, as_of: datetime
+) -> Select[*tuple[Any, ...]]:
+    """The live tickets opened in [start, as_of], as TICKET_SCHEMA."""
+    return select(*(epoch_us(getattr(Ticket, name)).label(name) for name in TICKET_SCHEMA)).where(
+        *population.of(Ticket),
+        Ticket.deleted_at.is_(None),
+        Ticket.created_at >= start,
+        Ticket.created_at <= as_of,
+    )

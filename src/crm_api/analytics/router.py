@@ -7,8 +7,10 @@ from crm_api.analytics import service
 from crm_api.analytics.schemas import (
     CLV_DEFINITIONS,
     NPS_DEFINITION,
+    PIPELINE_DEFINITION,
     RETENTION_DEFINITION,
     RFM_DEFINITION,
+    SUPPORT_DEFINITION,
     ClvCustomerListParams,
     ClvCustomerPage,
     ClvCustomerRead,
@@ -19,9 +21,13 @@ from crm_api.analytics.schemas import (
     NpsParams,
     NpsReport,
     OrderMetricsParams,
+    PipelineParams,
+    PipelineReport,
     RetentionParams,
     RetentionReport,
     RfmReport,
+    SupportParams,
+    SupportReport,
 )
 from crm_api.core.auth import Principal, Scope, require_scope
 from crm_api.core.db import DbSession
@@ -166,3 +172,29 @@ async def contacts_metrics(
     principal: Reader,
 ) -> ContactMetricsRead:
     return await service.contact_metrics(session, principal, contact_id)
+
+
+@router.get(
+    "/metrics/pipeline",
+    response_model=PipelineReport,
+    responses=problem_responses(404),
+    summary="Sales: stage-to-stage conversion, win rate and sales cycle per pipeline",
+    description=PIPELINE_DEFINITION,
+)
+async def metrics_pipeline(
+    session: DbSession, principal: Reader, params: Annotated[PipelineParams, Query()]
+) -> PipelineReport:
+    return await service.pipeline_report(session, principal, params)
+
+
+@router.get(
+    "/metrics/service",
+    response_model=SupportReport,
+    responses=problem_responses(404),
+    summary="Service: response and resolution times, SLA compliance and CSAT",
+    description=SUPPORT_DEFINITION,
+)
+async def metrics_service(
+    session: DbSession, principal: Reader, params: Annotated[SupportParams, Query()]
+) -> SupportReport:
+    return await service.support_report(session, principal, params)

@@ -293,3 +293,90 @@ class ContactMetricsRead(ReadSchema):
     rfm_segment: str | None
     scored_at: datetime | None
     clv_run_id: uuid.UUID | None
+
+
+PIPELINE_DEFINITION = (
+    "From the deals' stage history as it stood at `as_of` (deleted deals left out). A deal "
+    "reached an open stage when it entered it or a later open stage of the pipeline, or won "
+    "there (deals may skip stages); a stage's `conversion_rate` is the share of the deals that "
+    "reached it which reached the next (the last open stage's next is winning). Win rate: of "
+    "the deals closed in the window (their last move as of `as_of` went to a won or lost "
+    "stage, at or after `start`), the share won. Sales cycle: from a won deal's creation to "
+    "its win, in days."
+)
+SUPPORT_DEFINITION = (
+    "Over the tickets opened in [start, as_of] (default: the 30 days to `as_of`), as they "
+    "stood at `as_of`. First response and resolution times run from a ticket's creation, in "
+    "minutes, over the tickets responded to (resolved) by then: median, 90th percentile "
+    "(linear interpolation) and mean. SLA compliance, per target: of the tickets whose target "
+    "was met or whose due time has passed, the share met on time. CSAT: the mean of the 1-5 "
+    "answers given in the window, and the share that were 4 or 5."
+)
+
+
+class PipelineParams(InputSchema):
+    as_of: UtcDatetime | None = Field(default=None, description="Default: now.")
+    start: UtcDatetime | None = Field(
+        default=None, description="Closings at or after this count for the win rate and cycle."
+    )
+    pipeline_id: uuid.UUID | None = Field(default=None, description="Only this pipeline.")
+
+
+class StageConversion(ReadSchema):
+    stage_id: uuid.UUID
+    name: str
+    reached: int
+    conversion_rate: float | None
+
+
+class PipelineMetrics(ReadSchema):
+    pipeline_id: uuid.UUID
+    name: str
+    stages: list[StageConversion] = Field(description="The open stages, in order.")
+    won: int
+    lost: int
+    win_rate: float | None
+    average_cycle_days: float | None
+    median_cycle_days: float | None
+
+
+class PipelineReport(ReadSchema):
+    as_of: datetime
+    start: datetime | None
+    pipelines: list[PipelineMetrics]
+
+
+class SupportParams(MetricsParams):
+    start: UtcDatetime | None = Field(
+        default=None, description="Tickets opened at or after this; default: 30 days before."
+    )
+
+
+class DurationStats(ReadSchema):
+    count: int
+    median: float | None
+    p90: float | None
+    mean: float | None
+
+
+class SlaCompliance(ReadSchema):
+    met: int
+    breached: int
+    compliance: float | None
+
+
+class CsatSummary(ReadSchema):
+    responses: int
+    average: float | None
+    satisfied_share: float | None
+
+
+class SupportReport(ReadSchema):
+    as_of: datetime
+    start: datetime
+    tickets: int
+    first_response_minutes: DurationStats
+    resolution_minutes: DurationStats
+    first_response_sla: SlaCompliance
+    resolution_sla: SlaCompliance
+    csat: CsatSummary

@@ -7,21 +7,29 @@ from typing import Any
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.analytics import clv, nps, retention, rfm
+from crm_api.analytics import clv, nps, pipeline, retention, rfm, support
 from crm_api.analytics.load import query_frame
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.analytics.repository import (
+    CHANGE_SCHEMA,
     CLV_CUSTOMER_ID_SORT,
     CLV_CUSTOMER_SORTS,
     CLV_RUN_ID_SORT,
     CLV_RUN_SORTS,
+    DEAL_SCHEMA,
     FEEDBACK_SCHEMA,
     ORDER_SCHEMA,
+    STAGE_SCHEMA,
+    TICKET_SCHEMA,
     ClvRunRepository,
     MetricsRepository,
     Population,
+    deal_rows,
     feedback_rows,
     order_rows,
+    stage_change_rows,
+    stage_rows,
+    ticket_rows,
 )
 from crm_api.analytics.schemas import (
     ClvCustomerListParams,
@@ -32,9 +40,13 @@ from crm_api.analytics.schemas import (
     NpsParams,
     NpsReport,
     OrderMetricsParams,
+    PipelineParams,
+    PipelineReport,
     RetentionParams,
     RetentionReport,
     RfmReport,
+    SupportParams,
+    SupportReport,
 )
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
@@ -42,6 +54,7 @@ from crm_api.core.errors import InvalidInput
 from crm_api.core.pagination import make_page, page_request
 from crm_api.core.records import get_or_404, list_records
 from crm_api.core.schemas import ListParams
+from crm_api.deals.repository import PipelineRepository
 from crm_api.segments.service import get_segment
 
 # A year, in each unit: the default horizon of expected purchases.
@@ -281,3 +294,34 @@ async def contact_metrics(
             }
         )
     return ContactMetricsRead.model_validate(row)
+
+
+async def pipeline_report(
+    session: AsyncSession, principal: Principal, params: PipelineParams
+) -> PipelineReport:
+    as_of = params.as_of or datetime.now(UTC)
+    workspace_id = principal.workspace_id
+    if params.pipeline_id is not None:
+        await get_or_404(PipelineRepository(session), workspace_id, params.pipeline_id, "pipeline")
+    changes = await query_frame(session, stage_change_rows(workspace_id, as_of), CHANGE_SCHEMA)
+    stages = await query_frame(session, stage_rows(workspace_id, params.pipeline_id), STAGE_SCHEMA)
+    deals = await query_frame(session, deal_rows(workspace_id, as_of), DEAL_SCHEMA)
+    pipelines = pipeline.pipeline_metrics(changes, stages, deals, params.start, as_of)
+    return PipelineReport.model_validate(
+        {"as_of": as_of, "start": params.start, "pipelines": pipelines}
+    )
+
+
+async def support_report(
+    session: AsyncSession, principal: Principal, params: SupportParams
+) -> SupportReport:
+    as_of = params.as_of or datetime.now(UTC)
+    start = params.start or as_of - timedelta(days=30)
+    if start >= as_of:
+        raise InvalidInput(("query", "start"), "The window starts before as_of.")
+    population = await _population(session, principal, params.segment_id)
+    tickets = await query_frame(session, ticket_rows(population, start, as_of), TICKET_SCHEMA)
+    statement = feedback_rows(population, "csat", start, as_of)
+    answers = await query_frame(session, statement, FEEDBACK_SCHEMA)
+    figures = support.support_metrics(tickets, answers["score"], as_of)
+    return SupportReport.model_validate({"as_of": as_of, "start": start, **figures})
