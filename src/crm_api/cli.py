@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,9 +22,11 @@ app = typer.Typer(
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 openapi_app = typer.Typer(help="The published OpenAPI document.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhooks.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Customer metrics.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(openapi_app, name="openapi")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(metrics_app, name="metrics")
 
 OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -270,3 +273,42 @@ def openapi_export(
 
 def main() -> None:
     app()
+
+
+@metrics_app.command("report")
+def metrics_report(
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the HTML page.")],
+    api_key: Annotated[
+        str, typer.Option(envvar="CRM_API_KEY", help="An API key of the workspace (metrics:read).")
+    ] = "",
+    as_of: Annotated[
+        datetime | None, typer.Option(help="The moment the metrics are of (UTC). Default: now.")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML page of the workspace's metrics: cohort heatmap, CLV
+    distribution, RFM segments, NPS trend, pipeline funnels and service levels."""
+    from crm_api.analytics.schemas import EARLIEST, LATEST
+    from crm_api.analytics.service import metrics_report_html
+    from crm_api.core.auth import Scope, principal_of_secret
+    from crm_api.workspaces.models import Workspace
+
+    settings = get_settings()
+
+    async def run() -> str:
+        async with transaction(resolve_database_url(settings), settings) as session:
+            principal = await principal_of_secret(session, api_key)
+            if principal is None or not principal.has(Scope.metrics_read):
+                raise typer.BadParameter(
+                    "unknown or revoked API key, or one without metrics:read",
+                    param_hint="--api-key",
+                )
+            workspace = await session.get(Workspace, principal.workspace_id)
+            assert workspace is not None
+            moment = as_of.replace(tzinfo=UTC) if as_of and as_of.tzinfo is None else as_of
+            if moment is not None and not EARLIEST <= moment < LATEST:
+                raise typer.BadParameter("a time from the year 1900 to 8999", param_hint="--as-of")
+            return await metrics_report_html(session, principal, workspace.name, moment)
+
+    page = asyncio.run(run())
+    out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(page.encode()) / 1024:,.0f} KiB)")

@@ -164,6 +164,8 @@ class TestEveryReport:
         ("service", {"start": "2026-02-01T00:00:00Z", "as_of": "2026-01-01T00:00:00Z"},
          ["query", "start"]),
         ("pipeline", {"pipeline_id": "x"}, ["query", "pipeline_id"]),
+        ("retention", {"as_of": "1034-09-20T05:10:35-19:27"}, ["query", "as_of"]),
+        ("nps", {"start": "9999-01-01T00:00:00Z"}, ["query", "start"]),
         ("nps", {"segment_id": "x"}, ["query", "segment_id"]),
     ],
 )  # fmt: skip
@@ -216,3 +218,11 @@ async def test_service_through_the_api(client: AsyncClient, tenant: Tenant) -> N
     # The other ticket's hour has not passed: neither met nor breached yet.
     assert found["first_response_sla"] == {"met": 1, "breached": 0, "compliance": 1.0}
     assert found["csat"] == {"responses": 2, "average": 3.5, "satisfied_share": 0.5}
+
+
+async def test_a_period_reaching_back_before_year_one_is_cut_there(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    found = await report(client, tenant, "retention", start="1900-01-01T00:00:00Z",
+                         as_of="8999-12-31T00:00:00Z")  # fmt: skip
+    assert found["period"]["retention_rate"] is None

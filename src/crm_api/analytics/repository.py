@@ -240,6 +240,25 @@ class ClvRunRepository(Repository[ClvRun]):
             ClvRunCustomer.__tablename__, records=records, columns=CUSTOMER_COLUMNS
         )
 
+    async def latest_workspace_run(self, workspace_id: uuid.UUID, as_of: datetime) -> ClvRun | None:
+        """The succeeded workspace-wide run as of the latest time up to `as_of`."""
+        statement = (
+            self.scoped(workspace_id)
+            .where(
+                ClvRun.status == "succeeded",
+                ClvRun.segment_id.is_(None),
+                ClvRun.as_of <= as_of,
+            )
+            .order_by(ClvRun.as_of.desc(), ClvRun.finished_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def clv_values(self, run: ClvRun) -> Select[*tuple[Any, ...]]:
+        return select(ClvRunCustomer.clv.label("clv")).where(
+            ClvRunCustomer.workspace_id == run.workspace_id, ClvRunCustomer.run_id == run.id
+        )
+
     async def publish_scores(self, run: ClvRun) -> None:
         keys = {"workspace_id": run.workspace_id, "run_id": run.id, "as_of": run.as_of}
         await self.session.execute(PUBLISH_SCORES, keys)

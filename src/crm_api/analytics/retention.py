@@ -49,7 +49,7 @@ def cohort_matrix(orders: pl.DataFrame, as_of: date) -> pl.DataFrame:
 
 def period_retention(orders: pl.DataFrame, start: date, end: date) -> dict[str, float | int | None]:
     """CRR over [start, end) against the period of the same length before it."""
-    length = end - start
+    length = min(end - start, start - date.min)  # the period before goes back to year 1 at most
     day = pl.col("ordered_at").dt.date()
     first = orders.group_by("contact_id").agg(day.min().alias("first"))
     before = set(orders.filter(day.is_between(start - length, start, closed="left"))["contact_id"])

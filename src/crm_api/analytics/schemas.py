@@ -1,9 +1,9 @@
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import (
@@ -14,6 +14,19 @@ from crm_api.core.schemas import (
     ReadSchema,
     UtcDatetime,
 )
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(moment: datetime) -> datetime:
+    # Windows reach back a period before their start, and a year before as_of.
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError("a time from the year 1900 to 8999")
+    return moment
+
+
+Moment = Annotated[UtcDatetime, AfterValidator(_in_range)]
 
 CLV_DEFINITIONS = (
     "Orders count when they were placed on or before `as_of` and are paid, unless they were "
@@ -59,7 +72,7 @@ class ClvRunCreate(InputSchema):
         }
     }
 
-    as_of: UtcDatetime | None = Field(default=None, description="Default: now.")
+    as_of: Moment | None = Field(default=None, description="Default: now.")
     time_unit: TimeUnit = TimeUnit.week
     prediction_horizon: Annotated[float, Field(gt=0, le=10_000)] | None = Field(
         default=None, description="In time units, for `expected_purchases`. Default: a year."
@@ -187,7 +200,7 @@ class NpsGrouping(StrEnum):
 
 
 class MetricsParams(InputSchema):
-    as_of: UtcDatetime | None = Field(default=None, description="Default: now.")
+    as_of: Moment | None = Field(default=None, description="Default: now.")
     segment_id: uuid.UUID | None = Field(default=None, description="Only its members.")
 
 
@@ -198,14 +211,14 @@ class OrderMetricsParams(MetricsParams):
 
 
 class NpsParams(MetricsParams):
-    start: UtcDatetime | None = Field(
+    start: Moment | None = Field(
         default=None, description="Answers given at or after this; default: every answer."
     )
     group_by: NpsGrouping = NpsGrouping.none
 
 
 class RetentionParams(OrderMetricsParams):
-    start: UtcDatetime | None = Field(
+    start: Moment | None = Field(
         default=None, description="The period's start; default: 30 days before its end."
     )
 
@@ -315,8 +328,8 @@ SUPPORT_DEFINITION = (
 
 
 class PipelineParams(InputSchema):
-    as_of: UtcDatetime | None = Field(default=None, description="Default: now.")
-    start: UtcDatetime | None = Field(
+    as_of: Moment | None = Field(default=None, description="Default: now.")
+    start: Moment | None = Field(
         default=None, description="Closings at or after this count for the win rate and cycle."
     )
     pipeline_id: uuid.UUID | None = Field(default=None, description="Only this pipeline.")
@@ -347,7 +360,7 @@ class PipelineReport(ReadSchema):
 
 
 class SupportParams(MetricsParams):
-    start: UtcDatetime | None = Field(
+    start: Moment | None = Field(
         default=None, description="Tickets opened at or after this; default: 30 days before."
     )
 

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.analytics import clv, nps, pipeline, retention, rfm, support
+from crm_api.analytics import clv, nps, pipeline, report, retention, rfm, support
 from crm_api.analytics.load import query_frame
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.analytics.repository import (
@@ -325,3 +325,32 @@ async def support_report(
     answers = await query_frame(session, statement, FEEDBACK_SCHEMA)
     figures = support.support_metrics(tickets, answers["score"], as_of)
     return SupportReport.model_validate({"as_of": as_of, "start": start, **figures})
+
+
+async def metrics_report_html(
+    session: AsyncSession, principal: Principal, workspace_name: str, as_of: datetime | None
+) -> str:
+    """Every report as of one moment, as the HTML page of `crm-api metrics report`: NPS over
+    the year before, by month; retention and service over the 30 days before."""
+    moment = as_of or datetime.now(UTC)
+    repository = ClvRunRepository(session)
+    latest = await repository.latest_workspace_run(principal.workspace_id, moment)
+    clv_values = pl.Series("clv", [], dtype=pl.Float64)
+    if latest is not None:
+        frame = await query_frame(session, repository.clv_values(latest), {"clv": pl.Float64()})
+        clv_values = frame["clv"]
+    year_before = moment - timedelta(days=365)
+    return report.render(
+        workspace=workspace_name,
+        as_of=moment,
+        nps=await nps_report(
+            session,
+            principal,
+            NpsParams(as_of=moment, start=year_before, group_by=NpsGrouping.month),
+        ),
+        retention=await retention_report(session, principal, RetentionParams(as_of=moment)),
+        rfm=await rfm_report(session, principal, OrderMetricsParams(as_of=moment)),
+        pipeline=await pipeline_report(session, principal, PipelineParams(as_of=moment)),
+        support=await support_report(session, principal, SupportParams(as_of=moment)),
+        clv_values=clv_values,
+    )
