@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from scipy.optimize import minimize
-from scipy.special import expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 Array = NDArray[np.float64]
 
@@ -71,30 +71,51 @@ class Fit:
     message: str
 
 
-def _bgnbd_log_likelihood(params: Array, x: Array, t_x: Array, age: Array, w: Array) -> float:
+def _bgnbd_log_likelihood(
+    params: Array, x: Array, t_x: Array, age: Array, w: Array
+) -> tuple[float, Array]:
+    """The log-likelihood and its gradient in (r, alpha, a, b)."""
     r, alpha, a, b = params
+    repeat = x > 0
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
     a3 = -(r + x) * np.log(alpha + age)
     a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(t_x + alpha)
-    # log(e^a3 + [x > 0] e^a4), without overflow
-    top = np.maximum(a3, np.where(x > 0, a4, -np.inf))
-    mixed = top + np.log(np.exp(a3 - top) + (x > 0) * np.exp(np.minimum(a4 - top, 0)))
-    return float(np.sum(w * (a1 + a2 + mixed)))
+    # log(e^a3 + [x > 0] e^a4), without overflow; w4 is the e^a4 term's share of the sum
+    top = np.maximum(a3, np.where(repeat, a4, -np.inf))
+    e3, e4 = np.exp(a3 - top), repeat * np.exp(np.minimum(a4 - top, 0))
+    mixed = top + np.log(e3 + e4)
+    w4 = e4 / (e3 + e4)
+    w3 = 1 - w4
+    gradient = np.array(
+        [
+            digamma(r + x) - digamma(r) + np.log(alpha)
+            - w3 * np.log(alpha + age) - w4 * np.log(alpha + t_x),
+            r / alpha - w3 * (r + x) / (alpha + age) - w4 * (r + x) / (alpha + t_x),
+            digamma(a + b) - digamma(a + b + x) + w4 / a,
+            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
+            - w4 / (b + np.maximum(x, 1) - 1),
+        ]
+    )  # fmt: skip
+    return float(np.sum(w * (a1 + a2 + mixed))), gradient @ w
 
 
-def _gamma_gamma_log_likelihood(params: Array, x: Array, m: Array, w: Array) -> float:
+def _gamma_gamma_log_likelihood(params: Array, x: Array, m: Array, w: Array) -> tuple[float, Array]:
+    """The log-likelihood and its gradient in (p, q, v)."""
     p, q, v = params
+    px = p * x
     terms = (
-        gammaln(p * x + q)
-        - gammaln(p * x)
-        - gammaln(q)
-        + q * np.log(v)
-        + (p * x - 1) * np.log(m)
-        + (p * x) * np.log(x)
-        - (p * x + q) * np.log(x * m + v)
+        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
+        + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v)
+    )  # fmt: skip
+    gradient = np.array(
+        [
+            x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(x * m + v)),
+            digamma(px + q) - digamma(q) + np.log(v) - np.log(x * m + v),
+            q / v - (px + q) / (x * m + v),
+        ]
     )
-    return float(np.sum(w * terms))
+    return float(np.sum(w * terms)), gradient @ w
 
 
 def _compress(*columns: Array) -> tuple[list[Array], Array]:
@@ -107,29 +128,38 @@ def _compress(*columns: Array) -> tuple[list[Array], Array]:
 def _maximise(
     log_likelihood: Any, names: tuple[str, ...], start: Array, customers: int
 ) -> tuple[Array, Fit]:
-    """Maximise over log-parameters (so they stay positive): BFGS from `start`, then Nelder-
-    Mead from where it stopped, which settles flat directions BFGS leaves early."""
+    """Maximise over log-parameters (so they stay positive) by BFGS with the exact gradient;
+    where it stops short of a flat optimum, Nelder-Mead settles it from there."""
 
-    def objective(log_params: Array) -> float:
-        value = log_likelihood(np.exp(log_params))
-        return -value / customers if np.isfinite(value) else np.inf
+    def objective(log_params: Array) -> tuple[float, Array]:
+        params = np.exp(log_params)
+        value, gradient = log_likelihood(params)
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(log_params)
+        return -value / customers, -gradient * params / customers
 
-    first = minimize(objective, np.log(start), method="BFGS", options={"gtol": 1e-10})
-    final = minimize(
-        objective,
-        first.x,
-        method="Nelder-Mead",
-        options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20_000, "maxfev": 40_000},
-    )
-    best = final if final.fun <= first.fun else first
-    params = np.exp(best.x)
+    found = minimize(objective, np.log(start), jac=True, method="BFGS", options={"gtol": 1e-9})
+    iterations, message = int(found.nit), str(found.message)
+    converged = bool(found.success) or float(np.abs(found.jac).max()) < 1e-6
+    if not converged:
+        polished = minimize(
+            lambda log_params: objective(log_params)[0],
+            found.x,
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20_000, "maxfev": 40_000},
+        )
+        if polished.fun <= found.fun:
+            found = polished
+        iterations += int(polished.nit)
+        converged, message = bool(polished.success), str(polished.message)
+    params = np.exp(found.x)
     return params, Fit(
         params=dict(zip(names, (float(p) for p in params), strict=True)),
-        log_likelihood=float(-best.fun * customers),
+        log_likelihood=float(-found.fun * customers),
         customers=customers,
-        converged=bool(final.success and np.isfinite(best.fun)),
-        iterations=int(first.nit) + int(final.nit),
-        message=str(final.message),
+        converged=converged and bool(np.isfinite(found.fun)),
+        iterations=iterations,
+        message=message,
     )
 
 
@@ -150,7 +180,7 @@ def fit_bgnbd(summary: pl.DataFrame) -> Fit:
     (ux, ut_x, u_age), unit_weights = _compress(x, t_x, age)
     return Fit(
         params=dict(zip(fit.params, (float(p) for p in params), strict=True)),
-        log_likelihood=_bgnbd_log_likelihood(params, ux, ut_x, u_age, unit_weights),
+        log_likelihood=_bgnbd_log_likelihood(params, ux, ut_x, u_age, unit_weights)[0],
         customers=fit.customers,
         converged=fit.converged,
         iterations=fit.iterations,
