@@ -153,6 +153,10 @@ def _maximise(
         iterations += int(polished.nit)
         converged, message = bool(polished.success), str(polished.message)
     params = np.exp(found.x)
+    if np.any(params > 1e6) or np.any(params < 1e-6):
+        # The likelihood keeps rising toward an edge: no finite maximum to speak of.
+        converged = False
+        message = "The parameters run off to the edge: the customers vary too little."
     return params, Fit(
         params=dict(zip(names, (float(p) for p in params), strict=True)),
         log_likelihood=float(-found.fun * customers),

@@ -121,6 +121,9 @@ def _fit_and_predict(orders: pl.DataFrame, run: ClvRun) -> tuple[pl.DataFrame, c
     if summary.filter(pl.col("frequency") > 0).height < 2:
         raise RunFailed("The models need customers with repeat purchases; fewer than 2 have.")
     bgnbd, gamma_gamma = clv.fit_bgnbd(summary), clv.fit_gamma_gamma(summary)
+    for name, fit in (("BG/NBD", bgnbd), ("Gamma-Gamma", gamma_gamma)):
+        if not fit.converged:
+            raise RunFailed(f"The {name} fit did not converge: {fit.message}")
     predicted = clv.predict(
         summary,
         bgnbd,
