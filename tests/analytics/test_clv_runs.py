@@ -110,6 +110,12 @@ async def test_a_run_gives_what_lifetimes_gives(
             assert done[model][name] == pytest.approx(value, rel=1e-4), (model, name)
     scored = await customers(client, tenant, run)
     assert [c["clv"] for c in scored] == sorted((c["clv"] for c in scored), reverse=True)
+    summary = await client.get("/v1/metrics/clv", params={"as_of": AS_OF}, headers=tenant.headers)
+    assert summary.json()["latest_run"]["id"] == run["id"]
+    assert summary.json()["customers"] == fits["customers"]
+    assert summary.json()["predicted"]["total"] == pytest.approx(sum(c["clv"] for c in scored))
+    historical = sum(c["historical_value"] for c in scored)
+    assert summary.json()["historical"]["total"] == pytest.approx(historical)
     reference_rows = {row["contact_id"]: row for row in expected.iter_rows(named=True)}
     assert len(scored) == len(reference_rows)
     for customer in scored:

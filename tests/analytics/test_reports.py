@@ -113,7 +113,7 @@ async def test_retention(client: AsyncClient, tenant: Tenant) -> None:
     assert empty["period"]["retention_rate"] is None
 
 
-@pytest.mark.parametrize("name", ["nps", "rfm", "retention", "pipeline", "service"])
+@pytest.mark.parametrize("name", ["nps", "rfm", "retention", "pipeline", "service", "clv"])
 class TestEveryReport:
     async def test_auth_and_workspaces(
         self,

@@ -17,6 +17,7 @@ from crm_api.analytics.schemas import (
     ClvRunCreate,
     ClvRunPage,
     ClvRunRead,
+    ClvSummary,
     ContactMetricsRead,
     NpsParams,
     NpsReport,
@@ -198,3 +199,16 @@ async def metrics_service(
     session: DbSession, principal: Reader, params: Annotated[SupportParams, Query()]
 ) -> SupportReport:
     return await service.support_report(session, principal, params)
+
+
+@router.get(
+    "/metrics/clv",
+    response_model=ClvSummary,
+    responses=problem_responses(404),
+    summary="Customer lifetime value: what customers have paid, and what the latest run predicts",
+    description=CLV_DEFINITIONS,
+)
+async def metrics_clv(
+    session: DbSession, principal: Reader, params: Annotated[OrderMetricsParams, Query()]
+) -> ClvSummary:
+    return await service.clv_summary(session, principal, params)

@@ -393,3 +393,21 @@ class SupportReport(ReadSchema):
     first_response_sla: SlaCompliance
     resolution_sla: SlaCompliance
     csat: CsatSummary
+
+
+class ValueDistribution(ReadSchema):
+    total: float
+    mean: float | None
+    median: float | None
+    p90: float | None
+
+
+class ClvSummary(ReadSchema):
+    as_of: datetime
+    currency: str | None
+    customers: int = Field(description="With a standing order by as_of.")
+    historical: ValueDistribution = Field(description="What each customer has paid.")
+    latest_run: ClvRunRead | None = Field(
+        description="The latest succeeded workspace-wide run as of as_of (none for a segment)."
+    )
+    predicted: ValueDistribution | None = Field(description="Its CLV per customer.")

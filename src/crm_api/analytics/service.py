@@ -34,7 +34,9 @@ from crm_api.analytics.repository import (
 from crm_api.analytics.schemas import (
     ClvCustomerListParams,
     ClvRunCreate,
+    ClvRunRead,
     ClvRunStatus,
+    ClvSummary,
     ContactMetricsRead,
     NpsGrouping,
     NpsParams,
@@ -336,12 +338,7 @@ async def metrics_report_html(
     """Every report as of one moment, as the HTML page of `crm-api metrics report`: NPS over
     the year before, by month; retention and service over the 30 days before."""
     moment = as_of or datetime.now(UTC)
-    repository = ClvRunRepository(session)
-    latest = await repository.latest_workspace_run(principal.workspace_id, moment)
-    clv_values = pl.Series("clv", [], dtype=pl.Float64)
-    if latest is not None:
-        frame = await query_frame(session, repository.clv_values(latest), {"clv": pl.Float64()})
-        clv_values = frame["clv"]
+    _, clv_values = await _latest_predictions(session, principal, moment)
     year_before = moment - timedelta(days=365)
     return report.render(
         workspace=workspace_name,
@@ -357,3 +354,43 @@ async def metrics_report_html(
         support=await support_report(session, principal, SupportParams(as_of=moment)),
         clv_values=clv_values,
     )
+
+
+async def _latest_predictions(
+    session: AsyncSession, principal: Principal, as_of: datetime
+) -> tuple[ClvRun | None, pl.Series]:
+    """The latest succeeded workspace-wide run as of then, and its customers' CLV."""
+    repository = ClvRunRepository(session)
+    latest = await repository.latest_workspace_run(principal.workspace_id, as_of)
+    if latest is None:
+        return None, pl.Series("clv", [], dtype=pl.Float64)
+    frame = await query_frame(session, repository.clv_values(latest), {"clv": pl.Float64()})
+    return latest, frame["clv"]
+
+
+def _distribution(values: pl.Series) -> dict[str, float | None]:
+    if values.len() == 0:
+        return {"total": 0.0, "mean": None, "median": None, "p90": None}
+    return {
+        "total": float(values.sum()),
+        "mean": values.mean(),  # type: ignore[dict-item]
+        "median": values.median(),  # type: ignore[dict-item]
+        "p90": values.quantile(0.9, interpolation="linear"),
+    }
+
+
+async def clv_summary(
+    session: AsyncSession, principal: Principal, params: OrderMetricsParams
+) -> ClvSummary:
+    """Historical value per customer now; predicted value from the latest run."""
+    as_of, currency, orders = await _standing_orders(session, principal, params)
+    historical = orders.group_by("contact_id").agg(pl.col("total").sum())["total"]
+    latest, predicted = None, None
+    if params.segment_id is None:
+        latest, values = await _latest_predictions(session, principal, as_of)
+        predicted = None if latest is None else _distribution(values)
+    return ClvSummary.model_validate(
+        {"as_of": as_of, "currency": currency, "customers": historical.len(),
+         "historical": _distribution(historical), "predicted": predicted,
+         "latest_run": None if latest is None else ClvRunRead.model_validate(latest)}
+    )  # fmt: skip
