@@ -13,6 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_api.analytics import clv
 from crm_api.analytics.service import run_queued_clv_runs
 from crm_api.contacts.models import Contact
 from crm_api.core.auth import Scope
@@ -197,6 +198,26 @@ async def test_a_run_whose_models_cannot_be_fitted_fails_and_says_why(
     done = await get_run(client, tenant, run)
     assert done["status"] == "failed"
     assert "did not converge" in done["error"]
+
+
+async def test_a_run_the_models_cannot_compute_fails_instead_of_coming_back(
+    client: AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await load_golden_orders(sessionmaker, tenant)
+
+    def overflowing(summary: Any) -> Any:
+        raise FloatingPointError("overflow encountered")
+
+    monkeypatch.setattr(clv, "fit_bgnbd", overflowing)
+    run = await start_run(client, tenant, as_of=AS_OF)
+    assert await run_worker(sessionmaker) == 1  # once: not retried round after round
+    done = await get_run(client, tenant, run)
+    assert (done["status"], done["error"]) == (
+        "failed", "The models could not be computed (FloatingPointError).",
+    )  # fmt: skip
 
 
 async def test_a_segment_limits_the_customers(

@@ -1,9 +1,11 @@
 import asyncio
+import logging
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +61,7 @@ from crm_api.core.schemas import ListParams
 from crm_api.deals.repository import PipelineRepository
 from crm_api.segments.service import get_segment
 
+logger = logging.getLogger(__name__)
 # A year, in each unit: the default horizon of expected purchases.
 UNITS_PER_YEAR = {"day": 365.0, "week": 52.0, "month": 12.0}
 
@@ -178,7 +181,15 @@ async def run_queued_clv_runs(session: AsyncSession, now: datetime) -> int:
             session, order_rows(population, run.as_of, currency), ORDER_SCHEMA
         )
         # The fits are CPU work: off the event loop, so the worker's other tasks go on.
-        predicted, bgnbd, gamma_gamma = await asyncio.to_thread(_fit_and_predict, orders, run)
+        try:
+            found = await asyncio.to_thread(_fit_and_predict, orders, run)
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as error:
+            # Numbers the models cannot take: the run fails rather than being retried forever.
+            logger.exception("CLV run %s failed", run.id)
+            raise RunFailed(
+                f"The models could not be computed ({type(error).__name__})."
+            ) from error
+        predicted, bgnbd, gamma_gamma = found
     except RunFailed as failure:
         run.status, run.error = ClvRunStatus.failed.value, str(failure)
     else:
