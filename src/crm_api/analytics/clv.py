@@ -241,9 +241,8 @@ def expected_average_spend(gamma_gamma: Fit, x: Array, m: Array) -> Array:
     return result
 
 
-def predicted_clv(
+def discounted_purchases(
     bgnbd: Fit,
-    spend: Array,
     x: Array,
     t_x: Array,
     age: Array,
@@ -252,13 +251,14 @@ def predicted_clv(
     months: int,
     discount_rate_monthly: float,
 ) -> Array:
-    """Each month's expected purchases times the expected spend, discounted to today."""
+    """Each month's expected purchases, discounted to today and summed: the CLV per unit of
+    spend."""
     per_month = UNITS_PER_MONTH[time_unit]
     total = np.zeros_like(x)
     previous = np.zeros_like(x)
     for month in range(1, months + 1):
         cumulative = expected_purchases(bgnbd, month * per_month, x, t_x, age)
-        total += spend * (cumulative - previous) / (1 + discount_rate_monthly) ** month
+        total += (cumulative - previous) / (1 + discount_rate_monthly) ** month
         previous = cumulative
     return total
 
@@ -275,26 +275,27 @@ def predict(
 ) -> pl.DataFrame:
     """The summary with expected_purchases (over the horizon), p_alive,
     expected_average_spend and clv per customer."""
-    x, t_x, age, m = (
-        summary[c].to_numpy().astype(np.float64)
-        for c in ("frequency", "recency", "T", "monetary_value")
-    )
-    spend = expected_average_spend(gamma_gamma, x, m)
-    return summary.with_columns(
+    # The purchase predictions depend on (frequency, recency, T) alone: computed once for
+    # each history, which many customers share.
+    keys = ["frequency", "recency", "T"]
+    histories = summary.select(keys).unique(maintain_order=True)
+    x, t_x, age = (histories[c].to_numpy().astype(np.float64) for c in keys)
+    discounted = discounted_purchases(
+        bgnbd, x, t_x, age, time_unit=time_unit, months=clv_horizon_months,
+        discount_rate_monthly=discount_rate_monthly,
+    )  # fmt: skip
+    histories = histories.with_columns(
         pl.Series("expected_purchases", expected_purchases(bgnbd, prediction_horizon, x, t_x, age)),
         pl.Series("p_alive", p_alive(bgnbd, x, t_x, age)),
-        pl.Series("expected_average_spend", spend),
-        pl.Series(
-            "clv",
-            predicted_clv(
-                bgnbd,
-                spend,
-                x,
-                t_x,
-                age,
-                time_unit=time_unit,
-                months=clv_horizon_months,
-                discount_rate_monthly=discount_rate_monthly,
-            ),
-        ),
+        pl.Series("_discounted", discounted),
     )
+    joined = summary.join(histories, on=keys, how="left", maintain_order="left")
+    spend = expected_average_spend(
+        gamma_gamma,
+        joined["frequency"].to_numpy().astype(np.float64),
+        joined["monetary_value"].to_numpy().astype(np.float64),
+    )
+    return joined.with_columns(
+        pl.Series("expected_average_spend", spend),
+        (pl.col("_discounted") * spend).alias("clv"),
+    ).drop("_discounted")
