@@ -8,6 +8,8 @@ import polars as pl
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.core.db import driver_connection
+
 # Timestamps leave as microseconds since the epoch (analytics/repository.epoch_us): no text
 # format or session time zone to agree on.
 TIMESTAMP = pl.Datetime("us", "UTC")
@@ -21,8 +23,7 @@ async def query_frame(
     connection = await session.connection()
     compiled = statement.compile(dialect=connection.dialect)
     arguments = [compiled.params[name] for name in compiled.positiontup or ()]
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
+    driver = await driver_connection(connection)
     chunks: list[bytes] = []
 
     async def collect(chunk: bytes) -> None:

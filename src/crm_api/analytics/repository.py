@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.contacts.models import Contact, ContactMetrics
+from crm_api.core.db import driver_connection
 from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_by
 from crm_api.core.repository import Repository
 from crm_api.deals.models import Deal, DealStageChange, Pipeline, Stage
@@ -229,9 +230,7 @@ class ClvRunRepository(Repository[ClvRun]):
             "historical_value", "expected_purchases", "p_alive", "expected_average_spend", "clv",
             *RFM_COLUMNS,
         )  # fmt: skip
-        connection = await self.session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
+        driver = await driver_connection(await self.session.connection())
         records = [
             (uuid.UUID(w), uuid.UUID(r), uuid.UUID(c), *values)
             for w, r, c, *values in rows.iter_rows()

@@ -96,10 +96,9 @@ async def get_clv_run(session: AsyncSession, principal: Principal, id: uuid.UUID
 async def list_clv_runs(
     session: AsyncSession, principal: Principal, params: ListParams
 ) -> tuple[list[ClvRun], str | None]:
-    listing = params.model_copy(update={"sort": params.sort or "-created_at"})
     return await list_records(
-        ClvRunRepository(session), principal.workspace_id, listing, [], CLV_RUN_SORTS,
-        CLV_RUN_ID_SORT,
+        ClvRunRepository(session), principal.workspace_id, params, [], CLV_RUN_SORTS,
+        CLV_RUN_ID_SORT, default_sort="-created_at",
     )  # fmt: skip
 
 
@@ -109,7 +108,8 @@ async def list_clv_customers(
     """A run's customers, most valuable first; none until it has succeeded."""
     run = await get_clv_run(session, principal, id)
     page = page_request(
-        sort=params.sort or "-clv",
+        sort=params.sort,
+        default_sort="-clv",
         allowed_sorts=CLV_CUSTOMER_SORTS,
         id_field=CLV_CUSTOMER_ID_SORT,
         filters=params.filters(),

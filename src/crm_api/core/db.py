@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, ForeignKey, Integer, MetaData, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -82,6 +83,13 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)
+
+
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, for COPY and LISTEN (in its transaction)."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    return driver
 
 
 @asynccontextmanager

@@ -72,10 +72,14 @@ SortParam = Annotated[
 
 
 def parse_sort(
-    raw: str | None, allowed: Mapping[str, SortField], id_field: SortField, source: str = "query"
+    raw: str | None,
+    allowed: Mapping[str, SortField],
+    id_field: SortField,
+    source: str = "query",
+    default: str = "created_at",
 ) -> tuple[tuple[SortKey, ...], str]:
     """`-created_at,name` → keys, always ending with the id so the order is total."""
-    text = raw or "created_at"
+    text = raw or default
     keys: list[SortKey] = []
     seen: set[str] = set()
     for part in (p.strip() for p in text.split(",")):
@@ -108,9 +112,11 @@ def page_request(
     cursor: str | None,
     limit: int,
     source: str = "query",
+    default_sort: str = "created_at",
 ) -> PageRequest:
-    """`source` is where sort and cursor were sent: the query, or the body of a search."""
-    order, sort_text = parse_sort(sort, allowed_sorts, id_field, source)
+    """`source` is where sort and cursor were sent: the query, or the body of a search;
+    `default_sort` is the order without a `sort`."""
+    order, sort_text = parse_sort(sort, allowed_sorts, id_field, source, default_sort)
     print_ = fingerprint(sort_text, filters)
     after = decode_cursor(cursor, order, print_, source) if cursor else None
     return PageRequest(order=order, after=after, limit=limit, fingerprint=print_)

@@ -50,6 +50,7 @@ async def list_records(
     sorts: Mapping[str, SortField],
     id_sort: SortField,
     source: str = "query",
+    default_sort: str = "created_at",
 ) -> tuple[list[W], str | None]:
     """One page of a list endpoint and the cursor of the next."""
     page = page_request(
@@ -60,6 +61,7 @@ async def list_records(
         cursor=params.cursor,
         limit=params.limit,
         source=source,
+        default_sort=default_sort,
     )
     return make_page(await repository.list_page(workspace_id, where, page), page)
 

@@ -213,11 +213,13 @@ async def search_records(
     allowed: FilterFields,
     sorts: Mapping[str, SortField],
     id_sort: SortField,
+    default_sort: str = "created_at",
 ) -> tuple[list[W], str | None]:
     """One page of a `POST /v1/<resource>/search`."""
     where = await filter_condition(
         repository.session, workspace_id, resource, params.filter, allowed
     )
     return await list_records(
-        repository, workspace_id, params, where, sorts, id_sort, source="body"
-    )
+        repository, workspace_id, params, where, sorts, id_sort, source="body",
+        default_sort=default_sort,
+    )  # fmt: skip

@@ -619,10 +619,11 @@ async def list_stage_history(
     return await list_records(
         repository,
         principal.workspace_id,
-        params.model_copy(update={"sort": params.sort or "changed_at"}),
+        params,
         repository.of_deal(deal_id),
         STAGE_CHANGE_SORTS,
         STAGE_CHANGE_ID_SORT,
+        default_sort="changed_at",
     )
 
 

@@ -141,10 +141,11 @@ async def list_feedback(
     return await list_records(
         repository,
         principal.workspace_id,
-        params.model_copy(update={"sort": params.sort or "-responded_at"}),
+        params,
         repository.list_filters(params),
         FEEDBACK_SORTS,
         FEEDBACK_ID_SORT,
+        default_sort="-responded_at",
     )
 
 

@@ -181,11 +181,11 @@ async def list_imports(
     session: AsyncSession, principal: Principal, params: ImportListParams
 ) -> tuple[list[Import], str | None]:
     repository = ImportRepository(session)
-    params = params.model_copy(update={"sort": params.sort or "-created_at"})
     where = repository.list_filters(params)
     return await list_records(
-        repository, principal.workspace_id, params, where, IMPORT_SORTS, IMPORT_ID_SORT
-    )
+        repository, principal.workspace_id, params, where, IMPORT_SORTS, IMPORT_ID_SORT,
+        default_sort="-created_at",
+    )  # fmt: skip
 
 
 async def list_import_errors(

@@ -128,10 +128,11 @@ async def list_interactions(
     return await list_records(
         repository,
         principal.workspace_id,
-        params.model_copy(update={"sort": params.sort or "-occurred_at"}),
+        params,
         repository.list_filters(params),
         INTERACTION_SORTS,
         INTERACTION_ID_SORT,
+        default_sort="-occurred_at",
     )
 
 

@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,6 @@ from crm_api.core.records import (
     get_or_404,
     list_records,
 )
-from crm_api.core.schemas import ListParams
 from crm_api.core.writes import RecordWrites, RowOutcome
 from crm_api.custom_fields.service import search_records
 from crm_api.orders.models import Order, OrderLine
@@ -36,8 +35,6 @@ from crm_api.orders.schemas import (
     OrderUpdate,
 )
 from crm_api.webhooks.events import emit
-
-Listing = TypeVar("Listing", bound=ListParams)
 
 # Where an order may go from each status, and the time each status stamps.
 TRANSITIONS = {
@@ -228,10 +225,6 @@ async def get_order_by_external_id(
     )
 
 
-def _newest_first(params: Listing) -> Listing:
-    return params.model_copy(update={"sort": params.sort or "-ordered_at"})
-
-
 async def list_orders(
     session: AsyncSession, principal: Principal, params: OrderListParams
 ) -> tuple[list[Order], str | None]:
@@ -239,10 +232,11 @@ async def list_orders(
     return await list_records(
         repository,
         principal.workspace_id,
-        _newest_first(params),
+        params,
         repository.list_filters(params),
         ORDER_SORTS,
         ORDER_ID_SORT,
+        default_sort="-ordered_at",
     )
 
 
@@ -255,11 +249,12 @@ async def search_orders(
     return await search_records(
         OrderRepository(session),
         principal.workspace_id,
-        _newest_first(params),
+        params,
         CustomFieldResource.orders,
         ORDER_FILTERS,
         ORDER_SORTS,
         ORDER_ID_SORT,
+        default_sort="-ordered_at",
     )
 
 

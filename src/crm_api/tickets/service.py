@@ -610,10 +610,11 @@ async def list_status_history(
     return await list_records(
         repository,
         principal.workspace_id,
-        params.model_copy(update={"sort": params.sort or "changed_at"}),
+        params,
         repository.of_ticket(ticket_id),
         STATUS_CHANGE_SORTS,
         STATUS_CHANGE_ID_SORT,
+        default_sort="changed_at",
     )
 
 

@@ -104,7 +104,8 @@ async def timeline(
     )
     sorts, id_sort = entries.sorts(view)
     page = page_request(
-        sort=params.sort or "-occurred_at",
+        sort=params.sort,
+        default_sort="-occurred_at",
         allowed_sorts=sorts,
         id_field=id_sort,
         filters=params.filters(),

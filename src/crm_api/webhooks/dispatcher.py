@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_api.core.db import create_engine, create_sessionmaker
+from crm_api.core.db import create_engine, create_sessionmaker, driver_connection
 from crm_api.core.idempotency import prune_idempotency_records
 from crm_api.core.periodic import PeriodicTask, Scheduler
 from crm_api.settings import Settings
@@ -230,8 +230,7 @@ class Dispatcher:
 
         lost = asyncio.Event()
         async with self.engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            assert driver is not None
+            driver = await driver_connection(connection)
             driver.add_termination_listener(lambda _: lost.set())
             await driver.add_listener(WAKE_CHANNEL, wake)
             try:

@@ -71,11 +71,11 @@ async def list_events(
         params.occurred_after,
         params.occurred_before,
     )
-    params = params.model_copy(update={"sort": params.sort or "sequence"})
     id_sort = EVENT_SEQUENCE_SORT["sequence"]
     return await list_records(
-        repository, principal.workspace_id, params, where, EVENT_SEQUENCE_SORT, id_sort
-    )
+        repository, principal.workspace_id, params, where, EVENT_SEQUENCE_SORT, id_sort,
+        default_sort="sequence",
+    )  # fmt: skip
 
 
 async def get_event(session: AsyncSession, principal: Principal, id: uuid.UUID) -> Event:
