@@ -274,6 +274,12 @@ class TestRefusals:
                      f"/v1/metrics/clv/runs/{run['id']}/customers",
                      f"/v1/metrics/clv/runs/{uuid.uuid4()}"):  # fmt: skip
             assert_problem(await client.get(path, headers=other_tenant.headers), 404)
+        url = f"/v1/metrics/clv/runs/{run['id']}/customers"
+        for params, loc in (({"sort": "name"}, ["query", "sort"]),
+                            ({"cursor": "x"}, ["query", "cursor"]),
+                            ({"limit": 0}, ["query", "limit"])):  # fmt: skip
+            response = await client.get(url, params=params, headers=tenant.headers)
+            assert_problem(response, 422, loc=loc)
         listed = await client.get("/v1/metrics/clv/runs", headers=other_tenant.headers)
         assert listed.json()["data"] == []
         theirs = await client.post(

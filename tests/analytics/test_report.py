@@ -84,3 +84,7 @@ def test_the_report_draws_every_chart_into_one_page(
                             env={"CRM_API_KEY": orders_only})  # fmt: skip
     assert refused.exit_code == 2
     assert "metrics:read" in refused.output
+    arguments = ["metrics", "report", "--out", str(out), "--as-of", "1800-01-01T00:00:00"]
+    too_early = runner.invoke(app, arguments, env={"CRM_API_KEY": key})
+    assert too_early.exit_code == 2
+    assert "1900" in too_early.output
