@@ -32,7 +32,7 @@ from sqlalchemy import make_url
 
 from crm_api import models  # noqa: F401  (every table, for the mappers)
 from crm_api.analytics import clv, retention, rfm
-from crm_api.analytics.load import query_frame
+from crm_api.analytics.load import fixed_width_frame
 from crm_api.analytics.repository import ORDER_SCHEMA, Population, order_rows
 from crm_api.contacts.models import unknown_consent
 from crm_api.core.db import create_engine, create_sessionmaker, new_id
@@ -165,7 +165,7 @@ async def ours(database_url: str, workspace_id: uuid.UUID) -> None:
     started = time.perf_counter()
     async with create_sessionmaker(engine)() as session:
         statement = order_rows(Population(workspace_id), AS_OF, "EUR")
-        orders = await query_frame(session, statement, ORDER_SCHEMA)
+        orders = await fixed_width_frame(session, statement, ORDER_SCHEMA)
     await engine.dispose()
     started = report("load from PostgreSQL", started)
     print(json.dumps({"orders": orders.height, "customers": orders["contact_id"].n_unique()}))
@@ -189,7 +189,7 @@ def lifetimes_python() -> Path:
     python = LIFETIMES_VENV / "bin" / "python"
     if not python.exists():
         script = ROOT / "tests" / "analytics" / "golden" / "lifetimes_reference.py"
-        subprocess.run([sys.executable, str(script)], check=True)  # makes the environment
+        subprocess.run([sys.executable, str(script), "--environment-only"], check=True)
     probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
     if probe.returncode != 0:
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]

@@ -88,6 +88,12 @@ async def test_rfm_segments(client: AsyncClient, tenant: Tenant) -> None:
     ]  # fmt: skip
     in_dollars = await report(client, tenant, "rfm", as_of="2026-03-31T23:00:00Z", currency="USD")
     assert [s["segment"] for s in in_dollars["segments"]] == ["champions"]
+    # A deleted contact's orders leave the metrics.
+    response = await client.delete(f"/v1/contacts/{people['d']['id']}", headers=tenant.headers)
+    assert response.status_code == 204, response.text
+    found = await report(client, tenant, "rfm", as_of="2026-03-31T23:00:00Z")
+    assert found["customers"] == 4
+    assert "cannot_lose_them" not in [s["segment"] for s in found["segments"]]
 
 
 async def test_retention(client: AsyncClient, tenant: Tenant) -> None:

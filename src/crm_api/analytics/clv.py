@@ -31,31 +31,38 @@ def rfm_summary(orders: pl.DataFrame, as_of: date, time_unit: str) -> pl.DataFra
     recency, T, monetary_value, and historical_value (all they paid). `orders` has contact_id,
     ordered_at (datetime) and total."""
     unit = UNIT_DAYS[time_unit]
-    days = (
-        orders.lazy()
-        .with_columns(pl.col("ordered_at").dt.date().alias("day"))
-        .filter(pl.col("day") <= as_of)
-        .group_by("contact_id", "day")
-        .agg(pl.col("total").sum().alias("value"))
+    day, key = pl.col("day"), pl.col("contact_id")
+    # In customer and day order, a purchase day starts where the customer or the day changes:
+    # sums over one grouping, not a grouping by day and then by customer.
+    rows = (
+        orders.select("contact_id", pl.col("ordered_at").dt.date().alias("day"), "total")
+        .filter(day <= as_of)
+        .sort("contact_id", "day")
     )
-    first_day = pl.col("day").min()
-    first_value = pl.col("value").filter(pl.col("day") == first_day).sum()
-    frequency = pl.len() - 1
+    rows = rows.with_columns(
+        (key.ne_missing(key.shift(1)) | day.ne_missing(day.shift(1))).alias("purchase_day"),
+        (day == day.first().over("contact_id")).alias("first_day"),
+    )
+    first_day = day.first()
+    frequency = (pl.col("purchase_day").sum() - 1).cast(pl.Float64)
     return (
-        days.group_by("contact_id")
+        rows.group_by("contact_id", maintain_order=True)
         .agg(
-            frequency.cast(pl.Float64).alias("frequency"),
-            ((pl.col("day").max() - first_day).dt.total_days() / unit).alias("recency"),
+            frequency.alias("frequency"),
+            ((day.last() - first_day).dt.total_days() / unit).alias("recency"),
             ((pl.lit(as_of) - first_day).dt.total_days() / unit).alias("T"),
-            pl.when(frequency > 0)
-            .then((pl.col("value").sum() - first_value) / frequency)
+            pl.col("total").filter(~pl.col("first_day")).sum().alias("repeat_value"),
+            pl.col("total").sum().alias("historical_value"),
+        )
+        .select(
+            "contact_id", "frequency", "recency", "T",
+            pl.when(pl.col("frequency") > 0)
+            .then(pl.col("repeat_value") / pl.col("frequency"))
             .otherwise(0.0)
             .alias("monetary_value"),
-            pl.col("value").sum().alias("historical_value"),
+            "historical_value",
         )
-        .sort("contact_id")
-        .collect()
-    )
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,17 +78,43 @@ class Fit:
     message: str
 
 
+@dataclass(frozen=True)
+class _Distinct:
+    """The distinct values of an array, and where each element's is. Repeat purchase counts
+    are a few hundred distinct numbers among a million customers, (count, T) pairs some
+    thousands: a function of those alone (gamma, digamma, 2F1) is computed once per distinct
+    value and gathered."""
+
+    values: NDArray[Any]
+    index: NDArray[np.intp]
+
+    @classmethod
+    def of(cls, x: NDArray[Any]) -> "_Distinct":
+        values, index = np.unique(x, return_inverse=True)
+        return cls(values, index)
+
+    def each(self, per_value: Array) -> Array:
+        """A per-value array, per element."""
+        return per_value[self.index]
+
+
 def _bgnbd_log_likelihood(
-    params: Array, x: Array, t_x: Array, age: Array, w: Array
+    params: Array, x: Array, counts: _Distinct, t_x: Array, age: Array, w: Array
 ) -> tuple[float, Array]:
     """The log-likelihood and its gradient in (r, alpha, a, b)."""
     r, alpha, a, b = params
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + age)
-    a4 = np.log(a) - np.log(b + np.maximum(x, 1) - 1) - (r + x) * np.log(t_x + alpha)
+    n = counts.values
+    b_last = b + np.maximum(n, 1) - 1
+    # The terms of the count alone: a1 and a2 whole, a4's first two.
+    per_count = (
+        gammaln(r + n) - gammaln(r) + r * np.log(alpha)
+        + gammaln(a + b) + gammaln(b + n) - gammaln(b) - gammaln(a + b + n)
+    )  # fmt: skip
+    log_age, log_last = np.log(alpha + age), np.log(alpha + t_x)
+    a3 = -(r + x) * log_age
+    a4 = counts.each(np.log(a) - np.log(b_last)) - (r + x) * log_last
     # log(e^a3 + [x > 0] e^a4), without overflow; w4 is the e^a4 term's share of the sum
+    repeat = x > 0
     top = np.maximum(a3, np.where(repeat, a4, -np.inf))
     e3, e4 = np.exp(a3 - top), repeat * np.exp(np.minimum(a4 - top, 0))
     mixed = top + np.log(e3 + e4)
@@ -89,33 +122,37 @@ def _bgnbd_log_likelihood(
     w3 = 1 - w4
     gradient = np.array(
         [
-            digamma(r + x) - digamma(r) + np.log(alpha)
-            - w3 * np.log(alpha + age) - w4 * np.log(alpha + t_x),
-            r / alpha - w3 * (r + x) / (alpha + age) - w4 * (r + x) / (alpha + t_x),
-            digamma(a + b) - digamma(a + b + x) + w4 / a,
-            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x)
-            - w4 / (b + np.maximum(x, 1) - 1),
+            counts.each(digamma(r + n) - digamma(r) + np.log(alpha))
+            - w3 * log_age - w4 * log_last,
+            r / alpha - (r + x) * (w3 / (alpha + age) + w4 / (alpha + t_x)),
+            counts.each(digamma(a + b) - digamma(a + b + n)) + w4 / a,
+            counts.each(digamma(a + b) + digamma(b + n) - digamma(b) - digamma(a + b + n))
+            - w4 * counts.each(1 / b_last),
         ]
     )  # fmt: skip
-    return float(np.sum(w * (a1 + a2 + mixed))), gradient @ w
+    return float(w @ counts.each(per_count) + w @ mixed), gradient @ w
 
 
-def _gamma_gamma_log_likelihood(params: Array, x: Array, m: Array, w: Array) -> tuple[float, Array]:
-    """The log-likelihood and its gradient in (p, q, v)."""
+def _gamma_gamma_log_likelihood(
+    params: Array, x: Array, counts: _Distinct, log_m: Array, xm: Array, w: Array
+) -> tuple[float, Array]:
+    """The log-likelihood and its gradient in (p, q, v); log_m is log(m), xm is x * m."""
     p, q, v = params
-    px = p * x
+    n = counts.values
+    pn, px = p * n, p * x
+    log_spent = np.log(xm + v)
     terms = (
-        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(v)
-        + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v)
+        counts.each(gammaln(pn + q) - gammaln(pn) + pn * np.log(n)) - gammaln(q) + q * np.log(v)
+        + (px - 1) * log_m - (px + q) * log_spent
     )  # fmt: skip
     gradient = np.array(
         [
-            x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - np.log(x * m + v)),
-            digamma(px + q) - digamma(q) + np.log(v) - np.log(x * m + v),
-            q / v - (px + q) / (x * m + v),
+            x * (counts.each(digamma(pn + q) - digamma(pn) + np.log(n)) + log_m - log_spent),
+            counts.each(digamma(pn + q)) - digamma(q) + np.log(v) - log_spent,
+            q / v - (px + q) / (xm + v),
         ]
     )
-    return float(np.sum(w * terms)), gradient @ w
+    return float(w @ terms), gradient @ w
 
 
 def _compress(frame: pl.DataFrame, columns: list[str]) -> tuple[list[Array], Array]:
@@ -134,7 +171,9 @@ def _maximise(
 
     def objective(log_params: Array) -> tuple[float, Array]:
         params = np.exp(log_params)
-        value, gradient = log_likelihood(params)
+        # A line search may step where a parameter under- or overflows; that step is refused.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            value, gradient = log_likelihood(params)
         if not np.isfinite(value):
             return np.inf, np.zeros_like(log_params)
         return -value / customers, -gradient * params / customers
@@ -173,11 +212,13 @@ def _maximise(
 def fit_bgnbd(summary: pl.DataFrame) -> Fit:
     """BG/NBD parameters r, alpha (in the summary's time unit), a, b."""
     (x, t_x, age), weights = _compress(summary, ["frequency", "recency", "T"])
+    counts = _Distinct.of(x)
     # Fitted on times scaled so the longest T is 10 (well conditioned whatever the unit); alpha
     # is a time scale, so it scales back, and the likelihood is the data's in its own unit.
     scale = 10.0 / float(age.max())
+    t_x_scaled, age_scaled = t_x * scale, age * scale
     scaled, fit = _maximise(
-        lambda p: _bgnbd_log_likelihood(p, x, t_x * scale, age * scale, weights),
+        lambda p: _bgnbd_log_likelihood(p, x, counts, t_x_scaled, age_scaled, weights),
         ("r", "alpha", "a", "b"),
         np.array([1.0, 1.0, 1.0, 1.0]),
         len(summary),
@@ -185,7 +226,7 @@ def fit_bgnbd(summary: pl.DataFrame) -> Fit:
     params = scaled / np.array([1.0, scale, 1.0, 1.0])
     return Fit(
         params=dict(zip(fit.params, (float(p) for p in params), strict=True)),
-        log_likelihood=_bgnbd_log_likelihood(params, x, t_x, age, weights)[0],
+        log_likelihood=_bgnbd_log_likelihood(params, x, counts, t_x, age, weights)[0],
         customers=fit.customers,
         converged=fit.converged,
         iterations=fit.iterations,
@@ -197,8 +238,9 @@ def fit_gamma_gamma(summary: pl.DataFrame) -> Fit:
     """Gamma-Gamma parameters p, q, v, from the customers with repeat purchases of some value."""
     returning = summary.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
     (x, m), weights = _compress(returning, ["frequency", "monetary_value"])
+    counts, log_m, xm = _Distinct.of(x), np.log(m), x * m
     _, fit = _maximise(
-        lambda p: _gamma_gamma_log_likelihood(p, x, m, weights),
+        lambda p: _gamma_gamma_log_likelihood(p, x, counts, log_m, xm, weights),
         ("p", "q", "v"),
         np.array([1.0, 1.0, 1.0]),
         len(returning),
@@ -206,21 +248,35 @@ def fit_gamma_gamma(summary: pl.DataFrame) -> Fit:
     return fit
 
 
-def expected_purchases(bgnbd: Fit, t: float, x: Array, t_x: Array, age: Array) -> Array:
-    """E[purchases in the next t units | x, t_x, T] (BG/NBD, equation 10)."""
+def _pairs(x: Array, age: Array) -> _Distinct:
+    """The distinct (x, T) pairs, each as one complex number (np.unique sorts those)."""
+    return _Distinct.of(x + 1j * age)
+
+
+def _expected_purchases(
+    bgnbd: Fit, t: float, x: Array, t_x: Array, age: Array, pairs: _Distinct
+) -> Array:
     r, alpha, a, b = (bgnbd.params[k] for k in ("r", "alpha", "a", "b"))
-    _a, _b, _c = r + x, b + x, a + b + x - 1
-    z = t / (alpha + age + t)
+    # Equation 10's 2F1(r + x, b + x; a + b + x - 1; t / (alpha + T + t)) depends on (x, T)
+    # alone, so it is computed once per pair.
+    pair_x, pair_age = pairs.values.real, pairs.values.imag
+    _a, _b, _c = r + pair_x, b + pair_x, a + b + pair_x - 1
+    z = t / (alpha + pair_age + t)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_hyp = np.log(hyp2f1(_a, _b, _c, z))
         # Where the series overflows, Euler's transformation of the same function.
         alternative = np.log(hyp2f1(_c - _a, _c - _b, _c, z)) + (_c - _a - _b) * np.log(1 - z)
-    log_hyp = np.where(np.isinf(log_hyp), alternative, log_hyp)
+    log_hyp = pairs.each(np.where(np.isinf(log_hyp), alternative, log_hyp))
     first = (a + b + x - 1) / (a - 1)
     second = 1 - np.exp(log_hyp + (r + x) * np.log((alpha + age) / (alpha + t + age)))
     denominator = 1 + (x > 0) * (a / (b + x - 1)) * ((alpha + age) / (alpha + t_x)) ** (r + x)
     result: Array = first * second / denominator
     return result
+
+
+def expected_purchases(bgnbd: Fit, t: float, x: Array, t_x: Array, age: Array) -> Array:
+    """E[purchases in the next t units | x, t_x, T] (BG/NBD, equation 10)."""
+    return _expected_purchases(bgnbd, t, x, t_x, age, _pairs(x, age))
 
 
 def p_alive(bgnbd: Fit, x: Array, t_x: Array, age: Array) -> Array:
@@ -256,8 +312,9 @@ def discounted_purchases(
     per_month = UNITS_PER_MONTH[time_unit]
     total = np.zeros_like(x)
     previous = np.zeros_like(x)
+    pairs = _pairs(x, age)
     for month in range(1, months + 1):
-        cumulative = expected_purchases(bgnbd, month * per_month, x, t_x, age)
+        cumulative = _expected_purchases(bgnbd, month * per_month, x, t_x, age, pairs)
         total += (cumulative - previous) / (1 + discount_rate_monthly) ** month
         previous = cumulative
     return total

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.analytics.load import TIMESTAMP, UUID_KEY
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.contacts.models import Contact, ContactMetrics
 from crm_api.core.db import driver_connection
@@ -39,10 +40,10 @@ CLV_CUSTOMER_SORTS = {
     "p_alive": SortField(ClvRunCustomer.p_alive, float),
     "expected_purchases": SortField(ClvRunCustomer.expected_purchases, float),
 }
-# What the loader reads: the columns as query_frame types them.
+# What the loader reads: the columns as query_frame (orders: fixed_width_frame) types them.
 ORDER_SCHEMA: dict[str, pl.DataType] = {
-    "contact_id": pl.String(),
-    "ordered_at": pl.Datetime("us", "UTC"),
+    "contact_id": UUID_KEY,
+    "ordered_at": TIMESTAMP,
     "total": pl.Float64(),
 }
 CHANGE_SCHEMA: dict[str, pl.DataType] = {
@@ -139,12 +140,14 @@ class Population:
 
     def of(self, model: Any) -> list[ColumnElement[bool]]:
         """The conditions on `model`'s rows (it has workspace_id and contact_id)."""
+        # Not "a live contact exists" but "no deleted one does" (contact_id is a foreign key):
+        # the anti-join hashes the few deleted contacts, not every contact.
         where = [
             model.workspace_id == self.workspace_id,
-            exists().where(
-                Contact.workspace_id == model.workspace_id,
+            ~exists().where(
+                Contact.workspace_id == self.workspace_id,
                 Contact.id == model.contact_id,
-                Contact.deleted_at.is_(None),
+                Contact.deleted_at.is_not(None),
             ),
         ]
         if self.segment_id is not None:
@@ -159,8 +162,8 @@ class Population:
 def order_rows(population: Population, as_of: datetime, currency: str) -> Select[*tuple[Any, ...]]:
     """The orders standing at `as_of` in one currency, as ORDER_SCHEMA."""
     return select(
-        Order.contact_id.cast(Text).label("contact_id"),
-        epoch_us(Order.ordered_at).label("ordered_at"),
+        Order.contact_id.label("contact_id"),
+        Order.ordered_at.label("ordered_at"),
         Order.total.cast(Double).label("total"),
     ).where(*population.of(Order), Order.currency == currency, *standing_orders(as_of))
 
@@ -224,16 +227,14 @@ class ClvRunRepository(Repository[ClvRun]):
             )
         )
         rows = customers.select(
-            pl.lit(str(run.workspace_id)).alias("workspace_id"),
-            pl.lit(str(run.id)).alias("run_id"),
             "contact_id", "frequency", "recency", pl.col("T").alias("age"), "monetary_value",
             "historical_value", "expected_purchases", "p_alive", "expected_average_spend", "clv",
             *RFM_COLUMNS,
         )  # fmt: skip
         driver = await driver_connection(await self.session.connection())
         records = [
-            (uuid.UUID(w), uuid.UUID(r), uuid.UUID(c), *values)
-            for w, r, c, *values in rows.iter_rows()
+            (run.workspace_id, run.id, uuid.UUID(int=contact), *values)
+            for contact, *values in rows.iter_rows()
         ]
         await driver.copy_records_to_table(
             ClvRunCustomer.__tablename__, records=records, columns=CUSTOMER_COLUMNS

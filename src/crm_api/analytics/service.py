@@ -10,7 +10,7 @@ import polars as pl
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.analytics import clv, nps, pipeline, report, retention, rfm, support
-from crm_api.analytics.load import query_frame
+from crm_api.analytics.load import fixed_width_frame, query_frame
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.analytics.repository import (
     CHANGE_SCHEMA,
@@ -177,7 +177,7 @@ async def run_queued_clv_runs(session: AsyncSession, now: datetime) -> int:
         if currency is None:
             raise RunFailed("No customer has a paid order by as_of.")
         run.currency = currency
-        orders = await query_frame(
+        orders = await fixed_width_frame(
             session, order_rows(population, run.as_of, currency), ORDER_SCHEMA
         )
         # The fits are CPU work: off the event loop, so the worker's other tasks go on.
@@ -252,7 +252,7 @@ async def _standing_orders(
     if currency is None:
         return as_of, None, pl.DataFrame(schema=ORDER_SCHEMA)
     statement = order_rows(population, as_of, currency)
-    return as_of, currency, await query_frame(session, statement, ORDER_SCHEMA)
+    return as_of, currency, await fixed_width_frame(session, statement, ORDER_SCHEMA)
 
 
 async def rfm_report(

@@ -2,14 +2,15 @@
 Gamma-Gamma processes with a fixed seed, and what the `lifetimes` package (0.11.3) makes of
 them, stored here as golden files.
 
-    python3 tests/analytics/golden/lifetimes_reference.py
+    python3 tests/analytics/golden/lifetimes_reference.py [--environment-only]
 
 lifetimes 0.11.3 needs numpy<2, pandas<2 and scipy<1.12, which the project's own environment
 cannot hold, so this script makes a virtual environment of its own (in the system temp folder),
 installs exactly those there, and runs itself inside it. It writes `orders.csv` (the generated
 orders) and, per time unit, `lifetimes_<unit>.json` (the fitted parameters) and
 `lifetimes_<unit>.csv` (per-customer inputs and predictions). Run it again only to change the
-reference; tests/analytics/test_clv.py reads what it wrote."""
+reference; tests/analytics/test_clv.py reads what it wrote. `--environment-only` makes the
+environment and stops (bench/analytics.py runs pandas + lifetimes in it)."""
 
 import json
 import os
@@ -133,6 +134,8 @@ def main() -> None:
             venv.create(folder, with_pip=True)
             pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
             subprocess.run([*pip, *REQUIREMENTS], check=True)
+        if "--environment-only" in sys.argv:
+            return
         env = {**os.environ, "LIFETIMES_REFERENCE_INSIDE": "1"}
         subprocess.run([str(python), __file__], check=True, env=env)
         return
