@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -18,8 +18,10 @@ from crm_api.contacts.router import router as contacts_router
 from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
-from crm_api.core.middleware import BodySizeLimit
+from crm_api.core.logs import configure_logging
+from crm_api.core.middleware import BodySizeLimit, RequestContext
 from crm_api.core.openapi import finish_openapi
+from crm_api.core.telemetry import METRICS_MEDIA_TYPE, metrics_text
 from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import pipelines_router
 from crm_api.deals.router import router as deals_router
@@ -75,6 +77,10 @@ A headless CRM: contacts and companies, with cursor pagination, optimistic concu
 (`ETag`/`If-Match`), idempotent POSTs (`Idempotency-Key`), upserts by your own ids
 (`external_id`) and RFC 9457 problem details for every error.
 
+Every answer carries `X-Request-ID`: the one you sent (up to 128 of `A-Z a-z 0-9 . _ : -`),
+else a new UUID. Quote it when you report a problem: the server's log records of the request
+carry it too.
+
 ## Events and webhooks
 
 Every change is an event, recorded in the transaction that makes it: a rolled-back write
@@ -99,6 +105,13 @@ back the others, so compare `sequence` (or `data.version`) to drop a stale updat
 def operation_id(route: APIRoute) -> str:
     """The endpoint function's name, e.g. `contacts_list`: stable names for generated clients."""
     return route.name
+
+
+def create_served_app() -> FastAPI:
+    """The app `crm-api serve` runs, in each server process: logging set up first."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
@@ -142,12 +155,32 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         max_bytes=settings.max_body_bytes,
         exceptions={"/v1/imports": settings.import_max_bytes},
     )
+    app.add_middleware(RequestContext)  # the outermost: it sees every answer, the 413s too
 
     v1 = APIRouter(prefix="/v1")
     for router in V1_ROUTERS:
         v1.include_router(router)
         record_allowed_methods(app, router, prefix="/v1")
     app.include_router(v1)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Operational metrics in Prometheus' text format",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The exposition: requests by operation and status, latency, "
+                "the database pool, the webhook outbox's lag, delivery attempts.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def metrics(request: Request) -> Response:
+        """For operators' scrapers; no API key (serve it on a private network)."""
+        async with request.app.state.sessionmaker() as session:
+            body = await metrics_text(request.app.state.engine, session)
+        return Response(body, media_type=METRICS_MEDIA_TYPE)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def health_live() -> Health:

@@ -41,25 +41,23 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API server."""
-    from crm_api.app import create_app
+    from crm_api.app import create_served_app
 
     if with_worker:
         os.environ["CRM_RUN_DISPATCHER"] = "true"
         get_settings.cache_clear()
-    database_url = resolve_database_url(get_settings())
-    if workers == 1:
-        app = create_app(database_url=database_url)
-        uvicorn.run(app, host=host, port=port, proxy_headers=True)
-        return
-    # Each worker process builds its own app (and engine) from the same settings.
-    os.environ["CRM_DATABASE_URL"] = database_url
+    # Each server process builds its own app (and engine, and logging) from the same settings.
+    os.environ["CRM_DATABASE_URL"] = resolve_database_url(get_settings())
+    get_settings.cache_clear()
+    # log_config None: uvicorn leaves logging to the app (JSON lines, core/logs.py).
     uvicorn.run(
-        "crm_api.app:create_app",
-        factory=True,
+        create_served_app() if workers == 1 else "crm_api.app:create_served_app",
+        factory=workers > 1,
         host=host,
         port=port,
         workers=workers,
         proxy_headers=True,
+        log_config=None,
     )
 
 
@@ -71,6 +69,10 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=256, help="Endpoints served at once.")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve this worker's Prometheus metrics here."),
+    ] = None,
 ) -> None:
     """Deliver webhooks, apply imports and announce SLA breaches until stopped (SIGTERM). Run as
     many as you like: they share the work without doing anything twice."""
@@ -80,6 +82,10 @@ def worker(
     settings = get_settings()
     overrides = {"worker_batch_size": batch_size, "worker_concurrency": concurrency}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     asyncio.run(run_worker(resolve_database_url(settings), settings, periodic_tasks(settings)))
 
 

@@ -1,5 +1,6 @@
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,10 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1024 * 1024
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="Log records as JSON lines, or for reading in a terminal."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     import_max_bytes: int = Field(
         default=512 * 1024 * 1024, description="Largest file POST /v1/imports takes."
     )

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from crm_api.webhooks.models import WebhookDelivery
 class LiveServer:
     url: str
     key: str
+    log_path: Path
 
     @property
     def headers(self) -> dict[str, str]:
@@ -110,7 +112,7 @@ def live_server(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start: {log_path.read_text()}")
             time.sleep(0.2)
-        live = LiveServer(url, key)
+        live = LiveServer(url, key, log_path)
         # A default pipeline, so deals sent without a stage have somewhere to go.
         pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
         httpx.post(f"{url}/v1/pipelines", json=pipeline, headers=live.headers).raise_for_status()

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -73,6 +74,12 @@ async def disabled(client: AsyncClient, tenant: Tenant, endpoint_id: str) -> dic
     await eventually(is_disabled)
     response = await client.get(f"/v1/webhook-endpoints/{endpoint_id}", headers=tenant.headers)
     return dict(response.json())
+
+
+def attempts_counted(result: str) -> float:
+    """Delivery attempts this process has counted with this result (core/telemetry.py)."""
+    found = REGISTRY.get_sample_value("crm_webhook_delivery_attempts_total", {"result": result})
+    return found or 0.0
 
 
 async def test_a_delivery_verifies_with_the_standard_webhooks_library(
@@ -231,6 +238,8 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_after_the_last_att
     live_endpoint: dict[str, Any],
 ) -> None:
     receiver.responder = lambda request: 503
+    results = ("succeeded", "retrying", "failed", "lease_lost")
+    counted_before = {result: attempts_counted(result) for result in results}
     dispatcher = make_dispatcher(live_app, engine, webhook_retry_delays=[0.05, 0.05])
     async with running(dispatcher):
         contact = await create_contact(live_client, live_tenant)
@@ -240,6 +249,12 @@ async def test_a_delivery_that_keeps_failing_is_marked_failed_after_the_last_att
             return delivery is not None and delivery["status"] == "failed"
 
         await eventually(gave_up)
+    # Every attempt is in the metrics, by what it led to.
+    counted = {result: attempts_counted(result) - counted_before[result] for result in results}
+    assert sum(counted.values()) == len(receiver.received)
+    assert counted["failed"] >= 1
+    assert counted["retrying"] >= 2
+    assert counted["succeeded"] == 0
     [delivery] = await deliveries(
         live_client, live_tenant, live_endpoint["id"], event_type="contact.created"
     )

@@ -1,11 +1,86 @@
-"""ASGI middleware: request body size limit (413 problem, chunked bodies included)."""
+"""ASGI middleware: the request's context (id, access log, metrics) and the request body size
+limit (413 problem, chunked bodies included)."""
 
 import json
+import logging
+import re
+import time
 from collections.abc import Mapping
 
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_api.core.errors import PROBLEM_MEDIA_TYPE, problem_body
+from crm_api.core.db import new_id
+from crm_api.core.errors import PROBLEM_MEDIA_TYPE, handle_unexpected, problem_body
+from crm_api.core.telemetry import observe_request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's own request id is kept when it is one of these (a proxy's, a trace's); else ours.
+CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+access_log = logging.getLogger("crm_api.access")
+
+
+class RequestContext:
+    """Gives every request an id (the caller's X-Request-ID when well-formed, else a new
+    UUIDv7), returned as X-Request-ID and bound to every log record made while it runs; then
+    writes its access log line and counts it in the metrics, by operation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        request_id = given if given and CALLER_REQUEST_ID.fullmatch(given) else str(new_id())
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def identified_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, identified_send)
+        except Exception as error:
+            if status is not None:
+                raise
+            # Answered here rather than by Starlette's outermost handler, so the 500 and its
+            # log record carry the request id too.
+            response = await handle_unexpected(Request(scope), error)
+            await response(scope, receive, identified_send)
+        finally:
+            status = status or 500
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            operation = getattr(route, "name", None) or "unmatched"
+            observe_request(operation, scope["method"], status, seconds)
+            principal = scope.get("state", {}).get("principal")
+            client = scope.get("client")
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "operation": operation,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client": client[0] if client else None,
+                    "workspace_id": str(principal.workspace_id) if principal else None,
+                    "api_key_id": str(principal.api_key_id) if principal else None,
+                },
+            )
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 class BodySizeLimit:

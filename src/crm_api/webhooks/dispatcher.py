@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.core.db import create_engine, create_sessionmaker, driver_connection
 from crm_api.core.idempotency import prune_idempotency_records
+from crm_api.core.logs import configure_logging
 from crm_api.core.periodic import PeriodicTask, Scheduler
 from crm_api.settings import Settings
 from crm_api.webhooks.models import Event, WebhookDelivery, WebhookEndpoint
@@ -266,7 +267,7 @@ async def run_worker(
 ) -> None:
     """`crm-api worker`: one dispatcher until SIGTERM or SIGINT, then a clean stop (leases of
     a batch in flight are recorded or handed back)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     engine = create_engine(database_url, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

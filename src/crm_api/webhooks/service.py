@@ -17,6 +17,7 @@ from crm_api.core.records import (
     list_records,
     soft_delete,
 )
+from crm_api.core.telemetry import DELIVERY_ATTEMPTS
 from crm_api.settings import get_settings
 from crm_api.webhooks.catalog import TEST_EVENT
 from crm_api.webhooks.events import emit
@@ -381,6 +382,10 @@ async def record_outcomes(
         # this attempt.
         if (delivery := held.get(outcome.delivery_id)) is not None:
             _schedule(delivery, outcome, retry_delays)
+            result = "retrying" if delivery.status == "pending" else delivery.status
+        else:
+            result = "lease_lost"
+        DELIVERY_ATTEMPTS.labels(result).inc()
     for endpoint in endpoints:
         mine = sorted(
             (o for o in outcomes if o.endpoint_id == endpoint.id), key=lambda o: o.attempted_at
