@@ -63,7 +63,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings(database_url=None)
+    # A quota no test reaches: the limiter counts every request; tests/core/test_rate_limits.py
+    # builds apps with small ones.
+    return Settings(database_url=None, rate_limit_requests=1_000_000)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from crm_api.core.errors import install_problem_handlers, problem_responses, rec
 from crm_api.core.logs import configure_logging
 from crm_api.core.middleware import BodySizeLimit, RequestContext
 from crm_api.core.openapi import finish_openapi
+from crm_api.core.rate_limits import RateLimiter
 from crm_api.core.telemetry import METRICS_MEDIA_TYPE, metrics_text
 from crm_api.custom_fields.router import router as custom_fields_router
 from crm_api.deals.router import pipelines_router
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
+    app.state.rate_limiter = RateLimiter(settings)
     install_problem_handlers(app)
     finish_openapi(app)
     app.add_middleware(

@@ -20,6 +20,15 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1024 * 1024
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis (redis://host:port/db): rate limits shared by every server process; "
+        "unset, each process counts its own.",
+    )
+    rate_limit_requests: int = Field(
+        default=600, ge=0, description="Requests an API key may make per window; 0: no limit."
+    )
+    rate_limit_window_seconds: int = Field(default=60, gt=0)
     log_format: Literal["json", "console"] = Field(
         default="json", description="Log records as JSON lines, or for reading in a terminal."
     )

@@ -147,6 +147,9 @@ async def authenticate(
     if principal is None:
         raise Unauthenticated("The API key is unknown or revoked, or its user is inactive.")
     request.state.principal = principal
+    standing = await request.app.state.rate_limiter.take(principal.api_key_id)
+    if standing is not None:
+        request.state.rate_limit_headers = standing.headers()  # RequestContext sends them
     return principal
 
 

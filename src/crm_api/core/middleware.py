@@ -44,7 +44,13 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                headers = MutableHeaders(scope=message)
+                headers.append(REQUEST_ID_HEADER, request_id)
+                # Where the caller's API key stands in its rate limit (core/rate_limits.py),
+                # unless the answer says it already (a 429).
+                for name, value in scope.get("state", {}).get("rate_limit_headers", {}).items():
+                    if name not in headers:
+                        headers.append(name, value)
             await send(message)
 
         try:

@@ -10,6 +10,28 @@ from crm_api.core.errors import PROBLEM_MEDIA_TYPE
 # Any request with a body may be malformed (400) or too large (413); anything may fail (500).
 BODY_PROBLEMS = (400, 413)
 ALWAYS = (500,)
+# Every answer carries its request id; an authenticated one, where its key stands in its rate
+# limit (core/rate_limits.py), and past the quota it is a 429 with Retry-After.
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request's id: the one sent, when well-formed, else a new UUID.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'The API key\'s quota and window: `"default";q=600;w=60`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": "What remains of the quota and the seconds until it renews: "
+        '`"default";r=42;t=17`.',
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Seconds until the quota renews.",
+        "schema": {"type": "integer"},
+    },
+}
+RATE_LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit")
 
 
 def _problem(status: int) -> dict[str, Any]:
@@ -32,12 +54,22 @@ def finish_openapi(app: FastAPI) -> None:
                 for operation in path.values():
                     responses = operation.setdefault("responses", {})
                     statuses = ALWAYS + (BODY_PROBLEMS if "requestBody" in operation else ())
+                    limited = "security" in operation
+                    if limited:
+                        statuses += (429,)
                     for status in statuses:
                         responses.setdefault(str(status), _problem(status))
-                    for response in responses.values():
+                    for status, response in responses.items():
                         content = response.get("content", {})
                         if PROBLEM_MEDIA_TYPE in content:
                             content.pop("application/json", None)
+                        names = ["X-Request-ID", *(RATE_LIMIT_HEADERS if limited else ())]
+                        if status == "429":
+                            names.append("Retry-After")
+                        headers = response.setdefault("headers", {})
+                        for name in names:
+                            headers[name] = {"$ref": f"#/components/headers/{name}"}
+            schema.setdefault("components", {})["headers"] = HEADERS
             _mark_uploads(schema)
             app.openapi_schema = schema
         return app.openapi_schema
