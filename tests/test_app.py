@@ -9,7 +9,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_api.app import V1_ROUTERS
-from crm_api.core.middleware import BodySizeLimit
+from crm_api.core.middleware import RequestSizeLimit
 from tests.builders import Tenant, assert_problem
 
 
@@ -102,6 +102,14 @@ async def test_readyz_is_503_when_the_database_does_not_answer(app: FastAPI) -> 
         await unreachable.dispose()
 
 
+async def test_headers_over_the_limit_are_431(client: AsyncClient, tenant: Tenant) -> None:
+    near = {**tenant.headers, "X-Padding": "x" * (15 * 1024)}
+    assert (await client.get("/v1/contacts", headers=near)).status_code == 200
+    over = {**tenant.headers, "X-Padding": "x" * (17 * 1024)}
+    body = assert_problem(await client.get("/v1/contacts", headers=over), 431)
+    assert "16384 bytes" in body["detail"]
+
+
 async def test_malformed_content_length_is_400() -> None:
     """httpx will not send a bad Content-Length, so the middleware is called as ASGI."""
     sent: list[dict[str, Any]] = []
@@ -116,7 +124,7 @@ async def test_malformed_content_length_is_400() -> None:
         sent.append(message)
 
     scope = {"type": "http", "path": "/v1/contacts", "headers": [(b"content-length", b"12x")]}
-    await BodySizeLimit(never_called, max_bytes=1024)(scope, receive, send)
+    await RequestSizeLimit(never_called, max_bytes=1024)(scope, receive, send)
     assert sent[0]["status"] == 400
     assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["status"] == 400

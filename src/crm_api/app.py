@@ -19,7 +19,7 @@ from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker
 from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
 from crm_api.core.logs import configure_logging
-from crm_api.core.middleware import BodySizeLimit, RequestContext
+from crm_api.core.middleware import RequestContext, RequestSizeLimit
 from crm_api.core.openapi import finish_openapi
 from crm_api.core.rate_limits import RateLimiter
 from crm_api.core.telemetry import METRICS_MEDIA_TYPE, metrics_text
@@ -153,9 +153,10 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     install_problem_handlers(app)
     finish_openapi(app)
     app.add_middleware(
-        BodySizeLimit,
+        RequestSizeLimit,
         max_bytes=settings.max_body_bytes,
         exceptions={"/v1/imports": settings.import_max_bytes},
+        max_header_bytes=settings.max_header_bytes,
     )
     app.add_middleware(RequestContext)  # the outermost: it sees every answer, the 413s too
 

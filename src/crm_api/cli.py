@@ -58,6 +58,8 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_config=None,
+        # Room beyond the app's own header limit, so that it answers with a 431 problem.
+        h11_max_incomplete_event_size=4 * get_settings().max_header_bytes,
     )
 
 

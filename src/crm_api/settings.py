@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1024 * 1024
+    max_header_bytes: int = Field(
+        default=16 * 1024, gt=0, description="Larger request headers, all told, are 431."
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis (redis://host:port/db): rate limits shared by every server process; "

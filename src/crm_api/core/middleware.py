@@ -1,5 +1,5 @@
-"""ASGI middleware: the request's context (id, access log, metrics) and the request body size
-limit (413 problem, chunked bodies included)."""
+"""ASGI middleware: the request's context (id, access log, metrics) and the request size
+limits (431 for the headers, 413 for the body, chunked bodies included)."""
 
 import json
 import logging
@@ -89,18 +89,30 @@ class RequestContext:
             structlog.contextvars.reset_contextvars(**bound)
 
 
-class BodySizeLimit:
+class RequestSizeLimit:
     def __init__(
-        self, app: ASGIApp, max_bytes: int, exceptions: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        exceptions: Mapping[str, int] | None = None,
+        max_header_bytes: int = 16 * 1024,
     ) -> None:
         self.app = app
         self.default_max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
         # Paths that take larger bodies (file uploads), with their own limit.
         self.exceptions = dict(exceptions or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            detail = f"Request headers are limited to {self.max_header_bytes} bytes in all."
+            await self._send_problem(
+                scope, send, 431, "headers-too-large", "Request header fields too large", detail
+            )
             return
         max_bytes = self.exceptions.get(scope["path"], self.default_max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")

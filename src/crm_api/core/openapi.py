@@ -7,9 +7,10 @@ from fastapi import FastAPI
 
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
 
-# Any request with a body may be malformed (400) or too large (413); anything may fail (500).
+# Any request with a body may be malformed (400) or too large (413); any may have headers too
+# large (431) or fail (500).
 BODY_PROBLEMS = (400, 413)
-ALWAYS = (500,)
+ALWAYS = (431, 500)
 # Every answer carries its request id; an authenticated one, where its key stands in its rate
 # limit (core/rate_limits.py), and past the quota it is a 429 with Retry-After.
 HEADERS: dict[str, dict[str, Any]] = {

@@ -1,5 +1,6 @@
 """`crm-api serve` as operators run it: its log is JSON lines, uvicorn's own records included,
-and each request's access line carries the X-Request-ID it answered with."""
+and each request's access line carries the X-Request-ID it answered with; headers too large
+are the app's 431 problem, not the HTTP server's bare 400."""
 
 import json
 import time
@@ -27,3 +28,13 @@ def test_the_server_logs_json_lines_with_the_request_id(live_server: LiveServer)
         "crm_api.access", "contacts_list", 200,
     )  # fmt: skip
     assert any(line["logger"].startswith("uvicorn") for line in lines)
+
+
+def test_headers_too_large_are_a_431_problem_from_the_real_server(
+    live_server: LiveServer,
+) -> None:
+    padded = {**live_server.headers, "X-Padding": "x" * (40 * 1024)}
+    answered = httpx.get(f"{live_server.url}/v1/contacts", headers=padded)
+    assert answered.status_code == 431
+    assert answered.headers["content-type"] == "application/problem+json"
+    assert answered.json()["status"] == 431
