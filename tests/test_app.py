@@ -9,6 +9,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_api.app import V1_ROUTERS
+from crm_api.core.db import create_sessionmaker
 from crm_api.core.middleware import RequestSizeLimit
 from tests.builders import Tenant, assert_problem
 
@@ -92,14 +93,23 @@ async def test_interactive_docs_load_and_list_every_operation(client: AsyncClien
     assert operations == routes
 
 
-async def test_readyz_is_503_when_the_database_does_not_answer(app: FastAPI) -> None:
+async def test_the_database_down_is_503_with_retry_after(app: FastAPI, tenant: Tenant) -> None:
+    """Readiness and every request that needs the database; tests/faults has the outage itself."""
     unreachable = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     app.state.engine = unreachable
+    app.state.sessionmaker = create_sessionmaker(unreachable)
     try:
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
             assert_problem(await client.get("/readyz"), 503)
+            listed = await client.get("/v1/contacts", headers=tenant.headers)
+            created = await client.post(
+                "/v1/contacts", json={"first_name": "Ada"}, headers=tenant.headers
+            )
     finally:
         await unreachable.dispose()
+    for answer in (listed, created):
+        assert assert_problem(answer, 503)["type"].endswith("/unavailable")
+        assert answer.headers["retry-after"] == "2"
 
 
 async def test_headers_over_the_limit_are_431(client: AsyncClient, tenant: Tenant) -> None:

@@ -23,7 +23,9 @@ def test_every_operation_declares_problems_and_bodies_have_examples() -> None:
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             errors = [s for s in operation["responses"] if s.startswith(("4", "5"))]
-            assert "500" in errors, (method, path)
+            assert {"500", "503"} <= set(errors), (method, path)
+            retry_after = operation["responses"]["503"]["headers"]["Retry-After"]
+            assert retry_after == {"$ref": "#/components/headers/Retry-After"}
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None:
                 schema = spec["components"]["schemas"][body["schema"]["$ref"].split("/")[-1]]

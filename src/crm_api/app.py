@@ -17,7 +17,12 @@ from crm_api.companies.router import router as companies_router
 from crm_api.contacts.router import router as contacts_router
 from crm_api.core.database_url import resolve_database_url
 from crm_api.core.db import create_engine, create_sessionmaker
-from crm_api.core.errors import install_problem_handlers, problem_responses, record_allowed_methods
+from crm_api.core.errors import (
+    install_problem_handlers,
+    problem_responses,
+    record_allowed_methods,
+    unavailable_response,
+)
 from crm_api.core.logs import configure_logging
 from crm_api.core.middleware import RequestContext, RequestSizeLimit
 from crm_api.core.openapi import finish_openapi
@@ -201,17 +206,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
             async with request.app.state.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
         except Exception:
-            return JSONResponse(
-                {
-                    "type": "https://crm-api.dev/problems/unavailable",
-                    "title": "Service unavailable",
-                    "status": 503,
-                    "detail": "The database does not answer.",
-                    "instance": "/readyz",
-                },
-                status_code=503,
-                media_type="application/problem+json",
-            )
+            return unavailable_response(request, "The database does not answer.")
         return JSONResponse({"status": "ok"})
 
     return app

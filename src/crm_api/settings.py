@@ -19,6 +19,12 @@ class Settings(BaseSettings):
     database_name: str = Field(default="crm", description="Database used on the embedded server.")
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    db_connect_timeout_seconds: float = Field(
+        default=5, gt=0, description="How long opening a database connection may take."
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=5, gt=0, description="How long a request waits for a free pooled connection."
+    )
     max_body_bytes: int = 1024 * 1024
     max_header_bytes: int = Field(
         default=16 * 1024, gt=0, description="Larger request headers, all told, are 431."

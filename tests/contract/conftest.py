@@ -1,16 +1,8 @@
-"""A real server for the contract tests: `crm-api serve` in a subprocess on a free loopback port,
-on the test database, with a workspace of its own."""
+"""A real server for the contract tests (tests/serving.py) on the test database."""
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,23 +12,7 @@ from crm_api.contacts.models import Contact
 from crm_api.core.db import transaction
 from crm_api.settings import Settings
 from crm_api.webhooks.models import WebhookDelivery
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    key: str
-    log_path: Path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.serving import LiveServer, served
 
 
 def _drop_waiting_deliveries(database_url: str) -> None:
@@ -79,48 +55,16 @@ def _give_the_example_contact_a_record(database_url: str, live: LiveServer) -> N
 def live_server(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    # Schemathesis sends thousands of requests with one key.
-    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_RATE_LIMIT_REQUESTS": "0"}
-    cli = [sys.executable, "-m", "crm_api"]
-    created = subprocess.run(
-        [*cli, "workspace", "create", "Contract tests", "--country", "US"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    # The server's log goes to a file: a pipe nobody reads would block it once full.
     log_path = tmp_path_factory.mktemp("live-server") / "server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {log_path.read_text()}")
-            time.sleep(0.2)
-        live = LiveServer(url, key, log_path)
-        # A default pipeline, so deals sent without a stage have somewhere to go.
-        pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
-        httpx.post(f"{url}/v1/pipelines", json=pipeline, headers=live.headers).raise_for_status()
-        _give_the_example_contact_a_record(database_url, live)
-        yield live
+        # Schemathesis sends thousands of requests with one key.
+        with served(database_url, log_path, rate_limit_requests="0") as live:
+            # A default pipeline, so deals sent without a stage have somewhere to go.
+            pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
+            httpx.post(
+                f"{live.url}/v1/pipelines", json=pipeline, headers=live.headers
+            ).raise_for_status()
+            _give_the_example_contact_a_record(database_url, live)
+            yield live
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
         _drop_waiting_deliveries(database_url)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.conftest import LiveServer
+from tests.serving import LiveServer
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"

@@ -28,7 +28,7 @@ from schemathesis.core.failures import FailureGroup
 from crm_api.core.db import transaction
 from crm_api.settings import Settings
 from crm_api.workspaces.service import create_workspace
-from tests.contract.conftest import LiveServer
+from tests.serving import LiveServer
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 EXAMPLES = int(os.environ.get("CRM_SCHEMATHESIS_EXAMPLES", "30"))

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.contract.conftest import LiveServer
+from tests.serving import LiveServer
 
 
 def test_the_server_logs_json_lines_with_the_request_id(live_server: LiveServer) -> None:

@@ -77,7 +77,12 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
-        connect_args={"server_settings": {"timezone": "UTC"}},
+        # While the database is down, a request fails in seconds (503) rather than hanging.
+        pool_timeout=settings.db_pool_timeout_seconds,
+        connect_args={
+            "server_settings": {"timezone": "UTC"},
+            "timeout": settings.db_connect_timeout_seconds,
+        },
     )
 
 

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -188,14 +190,18 @@ def _driver_error(exc: DBAPIError) -> Any:
     return getattr(exc.orig, "__cause__", None) or exc.orig
 
 
+def render_problem(request: Request, problem: ProblemError) -> JSONResponse:
+    return JSONResponse(
+        problem.body(request.url.path),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
 async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return JSONResponse(
-        exc.body(request.url.path),
-        status_code=exc.status,
-        media_type=PROBLEM_MEDIA_TYPE,
-        headers=exc.headers,
-    )
+    return render_problem(request, exc)
 
 
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -279,15 +285,56 @@ def database_problem(exc: DBAPIError) -> ProblemError | None:
     return None
 
 
+class ServiceUnavailable(ProblemError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+# What a database that is down, restarting or out of connections raises, at any depth of the
+# exception's chain: SQLSTATE classes 08 (connection) and 57 (shutdown, starting up), and the
+# socket errors of a server that is not there (refused on TCP, a missing file on a Unix socket).
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    PoolTimeout,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if str(getattr(seen, "sqlstate", "") or "").startswith(("08", "57")):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def unavailable_response(
+    request: Request,
+    detail: str = "The database does not answer; nothing was changed. Try again shortly.",
+) -> JSONResponse:
+    return render_problem(request, ServiceUnavailable(detail, headers={"Retry-After": "2"}))
+
+
 async def _handle_dbapi(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DBAPIError)
     problem = database_problem(exc)
     if problem is None:
         return await handle_unexpected(request, exc)
-    return await _handle_problem(request, problem)
+    return render_problem(request, problem)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):
+        logger.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        return unavailable_response(request)
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
         request, 500, "internal-error", "Internal server error", "The error has been logged."

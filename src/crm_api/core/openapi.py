@@ -8,9 +8,10 @@ from fastapi import FastAPI
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
 
 # Any request with a body may be malformed (400) or too large (413); any may have headers too
-# large (431) or fail (500).
+# large (431), fail (500) or find the database unavailable (503, with Retry-After).
 BODY_PROBLEMS = (400, 413)
-ALWAYS = (431, 500)
+ALWAYS = (431, 500, 503)
+RETRY_AFTER_STATUSES = ("429", "503")
 # Every answer carries its request id; an authenticated one, where its key stands in its rate
 # limit (core/rate_limits.py), and past the quota it is a 429 with Retry-After.
 HEADERS: dict[str, dict[str, Any]] = {
@@ -28,7 +29,8 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
     "Retry-After": {
-        "description": "Seconds until the quota renews.",
+        "description": "Seconds to wait before trying again: until the quota renews (429), or "
+        "while the database is unavailable (503).",
         "schema": {"type": "integer"},
     },
 }
@@ -65,7 +67,7 @@ def finish_openapi(app: FastAPI) -> None:
                         if PROBLEM_MEDIA_TYPE in content:
                             content.pop("application/json", None)
                         names = ["X-Request-ID", *(RATE_LIMIT_HEADERS if limited else ())]
-                        if status == "429":
+                        if status in RETRY_AFTER_STATUSES:
                             names.append("Retry-After")
                         headers = response.setdefault("headers", {})
                         for name in names:
