@@ -33,9 +33,10 @@ import asyncpg
 from sqlalchemy import make_url
 
 from crm_api.contacts.models import unknown_consent
-from crm_api.core.auth import Principal, Scope, principal_of_secret
+from crm_api.core.auth import Principal, principal_of_secret
 from crm_api.core.db import create_engine, create_sessionmaker, new_id
 from crm_api.core.embedded import to_asyncpg_url
+from crm_api.core.scopes import Scope
 from crm_api.demo import FIRST_NAMES, LAST_NAMES
 from crm_api.segments.schemas import FILTER, SegmentCreate, SegmentKind, SegmentPreview
 from crm_api.segments.service import (

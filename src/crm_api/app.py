@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
+    app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
     install_problem_handlers(app)
     finish_openapi(app)

@@ -297,7 +297,8 @@ def metrics_report(
     distribution, RFM segments, NPS trend, pipeline funnels and service levels."""
     from crm_api.analytics.schemas import EARLIEST, LATEST
     from crm_api.analytics.service import metrics_report_html
-    from crm_api.core.auth import Scope, principal_of_secret
+    from crm_api.core.auth import principal_of_secret
+    from crm_api.core.scopes import Scope
     from crm_api.workspaces.models import Workspace
 
     settings = get_settings()

@@ -15,7 +15,8 @@ from crm_api.companies.service import create_company
 from crm_api.contacts.models import Contact
 from crm_api.contacts.schemas import ContactCreate
 from crm_api.contacts.service import create_contact
-from crm_api.core.auth import Principal, Scope
+from crm_api.core.auth import Principal
+from crm_api.core.scopes import Scope
 from crm_api.deals.schemas import DealCreate, DealUpdate, PipelineCreate
 from crm_api.deals.service import create_deal, create_pipeline, update_deal
 from crm_api.feedback.schemas import FeedbackCreate

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=600, ge=0, description="Requests an API key may make per window; 0: no limit."
     )
     rate_limit_window_seconds: int = Field(default=60, gt=0)
+    row_level_security: bool = Field(
+        default=True,
+        description="Requests run as the role crm_service under row-level security, so the "
+        "database keeps each workspace's rows to itself; off only to measure what it costs.",
+    )
     log_format: Literal["json", "console"] = Field(
         default="json", description="Log records as JSON lines, or for reading in a terminal."
     )

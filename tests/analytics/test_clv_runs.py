@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_api.analytics import clv
 from crm_api.analytics.service import run_queued_clv_runs
 from crm_api.contacts.models import Contact
-from crm_api.core.auth import Scope
 from crm_api.core.db import new_id
+from crm_api.core.scopes import Scope
 from crm_api.orders.models import Order
 from tests.analytics.test_clv import GOLDEN, reference
 from tests.builders import Tenant, assert_problem, create_contact, create_key

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 from crm_api.analytics.schemas import ClvRunCreate
 from crm_api.analytics.service import create_clv_run, run_queued_clv_runs
 from crm_api.cli import app
-from crm_api.core.auth import Scope, principal_of_secret
+from crm_api.core.auth import principal_of_secret
 from crm_api.core.db import create_engine, create_sessionmaker, new_id, transaction
+from crm_api.core.scopes import Scope
 from crm_api.feedback.models import Feedback
 from crm_api.settings import Settings
 from crm_api.workspaces.service import create_workspace, issue_api_key

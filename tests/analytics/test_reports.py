@@ -7,7 +7,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from tests.builders import (
     Tenant,
     assert_problem,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.contacts.models import Contact
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from tests.builders import (
     Tenant,
     assert_problem,

@@ -11,8 +11,8 @@ import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
 from crm_api.core.db import create_sessionmaker
+from crm_api.core.scopes import Scope
 from crm_api.settings import Settings
 from tests.builders import Tenant, assert_problem, create_key
 from tests.conftest import make_app, make_client

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.contacts.models import Contact
-from crm_api.core.auth import Scope
 from crm_api.core.periodic import Scheduler
+from crm_api.core.scopes import Scope
 from crm_api.imports.service import run_waiting_imports, statistics_due
 from crm_api.settings import Settings
 from crm_api.tasks import periodic_tasks

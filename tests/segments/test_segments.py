@@ -6,7 +6,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from crm_api.segments.service import refresh_due_segments, refresh_stale_members
 from tests.builders import (
     Tenant,

@@ -7,7 +7,7 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from crm_api.tickets.models import Ticket
 from crm_api.tickets.sla import BusinessHours, add_business_time
 from tests.builders import (

@@ -10,7 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from crm_api.deals.models import Deal, DealStageChange
 from crm_api.tickets.models import Ticket, TicketComment
 from tests.builders import (

@@ -11,7 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from crm_api.settings import Settings
 from crm_api.webhooks import service
 from crm_api.webhooks.models import WebhookDelivery

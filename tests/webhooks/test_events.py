@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.contacts.schemas import ContactRead
-from crm_api.core.auth import Scope
+from crm_api.core.scopes import Scope
 from crm_api.webhooks.events import emit
 from crm_api.webhooks.models import Event
 from tests.builders import Tenant, assert_problem, create_company, create_contact, create_key

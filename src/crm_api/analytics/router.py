@@ -30,7 +30,7 @@ from crm_api.analytics.schemas import (
     SupportParams,
     SupportReport,
 )
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.idempotency import IdempotencyKey
@@ -39,6 +39,7 @@ from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ListParams
+from crm_api.core.scopes import Scope
 
 router = domain_router("metrics")
 

@@ -12,7 +12,7 @@ from crm_api.companies.schemas import (
     CompanyUpdate,
     CompanyUpsert,
 )
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
@@ -30,6 +30,7 @@ from crm_api.core.responses import (
 )
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
+from crm_api.core.scopes import Scope
 
 router = domain_router("companies")
 

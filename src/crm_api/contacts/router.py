@@ -18,7 +18,7 @@ from crm_api.contacts.schemas import (
     DuplicateListParams,
     DuplicatePage,
 )
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.batch import BatchUpsertResult
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
@@ -37,6 +37,7 @@ from crm_api.core.responses import (
 )
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
+from crm_api.core.scopes import Scope
 
 router = domain_router("contacts")
 

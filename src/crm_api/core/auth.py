@@ -5,7 +5,6 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,45 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.db import DbSession
 from crm_api.core.errors import Forbidden, Unauthenticated
+from crm_api.core.scopes import Scope
+from crm_api.core.tenancy import enter_workspace
 from crm_api.users.models import User
 from crm_api.workspaces.models import ApiKey, Workspace
 
 API_KEY_PREFIX = "crm_"
-
-
-class Scope(StrEnum):
-    admin = "admin"
-    contacts_read = "contacts:read"
-    contacts_write = "contacts:write"
-    companies_read = "companies:read"
-    companies_write = "companies:write"
-    custom_fields_read = "custom_fields:read"
-    custom_fields_write = "custom_fields:write"
-    deals_read = "deals:read"
-    deals_write = "deals:write"
-    events_read = "events:read"
-    feedback_read = "feedback:read"
-    feedback_write = "feedback:write"
-    imports_read = "imports:read"
-    imports_write = "imports:write"
-    interactions_read = "interactions:read"
-    interactions_write = "interactions:write"
-    metrics_read = "metrics:read"
-    metrics_write = "metrics:write"
-    orders_read = "orders:read"
-    orders_write = "orders:write"
-    pipelines_read = "pipelines:read"
-    pipelines_write = "pipelines:write"
-    segments_read = "segments:read"
-    segments_write = "segments:write"
-    sla_policies_read = "sla_policies:read"
-    sla_policies_write = "sla_policies:write"
-    tickets_read = "tickets:read"
-    tickets_write = "tickets:write"
-    users_read = "users:read"
-    users_write = "users:write"
-    webhooks_read = "webhooks:read"
-    webhooks_write = "webhooks:write"
 
 
 @dataclass(frozen=True)
@@ -147,6 +113,9 @@ async def authenticate(
     if principal is None:
         raise Unauthenticated("The API key is unknown or revoked, or its user is inactive.")
     request.state.principal = principal
+    if request.app.state.settings.row_level_security:
+        await enter_workspace(session, principal.workspace_id)
+        request.state.entered_workspace = True
     standing = await request.app.state.rate_limiter.take(principal.api_key_id)
     if standing is not None:
         request.state.rate_limit_headers = standing.headers()  # RequestContext sends them

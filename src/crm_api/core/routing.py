@@ -11,6 +11,7 @@ from starlette.types import Scope
 
 from crm_api.core.errors import problem_responses
 from crm_api.core.idempotency import IdempotentReplay, PendingIdempotency, store_response
+from crm_api.core.tenancy import leave_workspace
 
 
 class CommitRoute(APIRoute):
@@ -37,6 +38,10 @@ class CommitRoute(APIRoute):
                     pending: PendingIdempotency | None = getattr(request.state, "idempotency", None)
                     if pending is not None:
                         await store_response(session, pending, response)
+                    if getattr(request.state, "entered_workspace", False) and (
+                        (await session.connection()).in_nested_transaction()
+                    ):
+                        await leave_workspace(session)
                     await session.commit()
                 return response
 

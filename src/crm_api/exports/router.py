@@ -34,7 +34,11 @@ def _add_export(resource: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         filename = f"{resource}-{stamp}.{plan.format}"
         return StreamingResponse(
-            service.stream_export(request.app.state.sessionmaker, plan),
+            service.stream_export(
+                request.app.state.sessionmaker,
+                plan,
+                isolated=getattr(request.state, "entered_workspace", False),
+            ),
             media_type=plan.media_type,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )

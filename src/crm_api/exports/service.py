@@ -16,9 +16,11 @@ from crm_api.companies.repository import CompanyRepository
 from crm_api.companies.schemas import CompanyListParams, CompanyRead
 from crm_api.contacts.repository import ContactRepository
 from crm_api.contacts.schemas import ContactListParams, ContactRead
-from crm_api.core.auth import Principal, Scope
+from crm_api.core.auth import Principal
 from crm_api.core.repository import Repository
 from crm_api.core.schemas import InputSchema, ListParams
+from crm_api.core.scopes import Scope
+from crm_api.core.tenancy import enter_workspace
 from crm_api.exports.formats import ParquetStream, csv_header, csv_rows
 from crm_api.orders.repository import OrderRepository
 from crm_api.orders.schemas import OrderListParams, OrderRead
@@ -98,6 +100,7 @@ class Export:
     source: ExportSource
     format: ExportFormat
     statement: Select[Any]
+    workspace_id: uuid.UUID
 
     @property
     def media_type(self) -> str:
@@ -121,13 +124,15 @@ def plan_export(
         .execution_options(yield_per=BATCH_ROWS)
     )
     export_format: ExportFormat = params.format  # type: ignore[attr-defined]
-    return Export(source, export_format, statement)
+    return Export(source, export_format, statement, principal.workspace_id)
 
 
 async def _batches(
-    sessionmaker: async_sessionmaker[AsyncSession], export: Export
+    sessionmaker: async_sessionmaker[AsyncSession], export: Export, isolated: bool
 ) -> AsyncIterator[list[dict[str, Any]]]:
     async with sessionmaker() as session:
+        if isolated:  # as the request was (core/tenancy.py)
+            await enter_workspace(session, export.workspace_id)
         result = await session.stream(export.statement)
         async for records in result.scalars().partitions(BATCH_ROWS):
             read = export.source.read_schema
@@ -138,15 +143,16 @@ async def _batches(
 
 
 async def stream_export(
-    sessionmaker: async_sessionmaker[AsyncSession], export: Export
+    sessionmaker: async_sessionmaker[AsyncSession], export: Export, *, isolated: bool
 ) -> AsyncIterator[bytes]:
+    """The rows, read after the response has begun, on a session of their own."""
     columns = list(export.source.read_schema.model_fields)
     if export.format is ExportFormat.csv:
         yield csv_header(columns)
-        async for rows in _batches(sessionmaker, export):
+        async for rows in _batches(sessionmaker, export, isolated):
             yield csv_rows(columns, rows)
         return
     parquet = ParquetStream(export.source.read_schema)
-    async for rows in _batches(sessionmaker, export):
+    async for rows in _batches(sessionmaker, export, isolated):
         yield parquet.write(rows)
     yield parquet.close()

@@ -4,13 +4,14 @@ from typing import Annotated
 
 from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile
 
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import InvalidInput, problem_responses
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
 from crm_api.core.routing import domain_router
+from crm_api.core.scopes import Scope
 from crm_api.imports import service
 from crm_api.imports.schemas import (
     ImportErrorListParams,

@@ -21,10 +21,11 @@ from crm_api.contacts.models import Contact, ContactEmail
 from crm_api.contacts.repository import ContactRepository
 from crm_api.contacts.schemas import ContactUpdate
 from crm_api.contacts.service import import_contacts
-from crm_api.core.auth import Principal, Scope
+from crm_api.core.auth import Principal
 from crm_api.core.errors import InvalidData, ProblemError
 from crm_api.core.repository import Repository
 from crm_api.core.schemas import bare_type
+from crm_api.core.scopes import Scope
 from crm_api.core.writes import RowOutcome
 from crm_api.orders.models import Order, OrderLine
 from crm_api.orders.schemas import OrderUpdate

@@ -3,12 +3,13 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import LINK_HEADER
 from crm_api.core.routing import domain_router
+from crm_api.core.scopes import Scope
 from crm_api.timeline import service
 from crm_api.timeline.schemas import TimelinePage, TimelineParams
 

@@ -8,11 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.repository import ContactRepository
-from crm_api.core.auth import Principal, Scope
+from crm_api.core.auth import Principal
 from crm_api.core.errors import Forbidden
 from crm_api.core.pagination import make_page, page_request
 from crm_api.core.records import get_or_404
 from crm_api.core.repository import Repository
+from crm_api.core.scopes import Scope
 from crm_api.deals.repository import DealRepository, DealStageChangeRepository
 from crm_api.deals.schemas import DealRead, DealStageChangeRead
 from crm_api.feedback.repository import FeedbackRepository

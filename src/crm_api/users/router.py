@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
@@ -20,6 +20,7 @@ from crm_api.core.responses import (
 )
 from crm_api.core.routing import domain_router
 from crm_api.core.schemas import ExternalId
+from crm_api.core.scopes import Scope
 from crm_api.users import service
 from crm_api.users.schemas import (
     TeamCreate,

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from crm_api.core.auth import Principal, Scope, require_scope
+from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
@@ -12,6 +12,7 @@ from crm_api.core.openapi import links
 from crm_api.core.pagination import set_link_header
 from crm_api.core.responses import ETAG_HEADER, LINK_HEADER, LOCATION_HEADER, created, not_modified
 from crm_api.core.routing import domain_router
+from crm_api.core.scopes import Scope
 from crm_api.webhooks import service
 from crm_api.webhooks.models import WebhookDelivery, WebhookDeliveryAttempt
 from crm_api.webhooks.schemas import (

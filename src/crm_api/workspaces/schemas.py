@@ -4,9 +4,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from crm_api.core.auth import Scope
 from crm_api.core.pagination import Page
 from crm_api.core.schemas import InputSchema, ListParams, ReadSchema, ShortText
+from crm_api.core.scopes import Scope
 
 
 class ApiKeyCreate(InputSchema):

@@ -4,9 +4,10 @@ from collections.abc import Sequence
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_api.core.auth import Principal, Scope, generate_api_key, hash_api_key
+from crm_api.core.auth import Principal, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
 from crm_api.core.records import get_or_404, list_records
+from crm_api.core.scopes import Scope
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
 from crm_api.workspaces.models import ApiKey, Workspace
