@@ -8,6 +8,7 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_api.core.roles import Role
 from crm_api.core.scopes import Scope
 from crm_api.workspaces.service import create_workspace, issue_api_key
 
@@ -39,14 +40,18 @@ async def create_tenant(
 async def create_key(
     sessionmaker: async_sessionmaker[AsyncSession],
     tenant: Tenant,
-    scopes: Sequence[Scope],
+    scopes: Sequence[Scope] = (),
     *,
     user_id: uuid.UUID | str | None = None,
+    role: Role | None = None,
 ) -> Tenant:
-    """Another key of the same workspace, with only these scopes (acting as a user if given)."""
+    """Another key of the same workspace, with only these scopes and its role's (acting as a
+    user if given)."""
     as_user = uuid.UUID(str(user_id)) if user_id is not None else None
     async with sessionmaker() as session:
-        _, secret = await issue_api_key(session, tenant.workspace_id, "test", scopes, as_user)
+        _, secret = await issue_api_key(
+            session, tenant.workspace_id, "test", scopes, as_user, role=role
+        )
         await session.commit()
     return Tenant(tenant.workspace_id, secret)
 

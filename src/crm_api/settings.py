@@ -1,9 +1,11 @@
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_api.core.roles import Role
 
 
 class Settings(BaseSettings):
@@ -38,6 +40,11 @@ class Settings(BaseSettings):
         default=600, ge=0, description="Requests an API key may make per window; 0: no limit."
     )
     rate_limit_window_seconds: int = Field(default=60, gt=0)
+    rate_limit_requests_per_role: dict[Role, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description='Quotas of keys with these roles, as JSON: {"integration": 6000} (0: no '
+        "limit); other keys have rate_limit_requests.",
+    )
     row_level_security: bool = Field(
         default=True,
         description="Requests run as the role crm_service under row-level security, so the "

@@ -12,6 +12,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from crm_api.core.db import create_sessionmaker
+from crm_api.core.roles import Role
 from crm_api.core.scopes import Scope
 from crm_api.settings import Settings
 from tests.builders import Tenant, assert_problem, create_key
@@ -139,3 +140,30 @@ async def test_requests_go_through_when_redis_does_not_answer(
             assert answer.status_code == 200
             assert "ratelimit" not in answer.headers
     assert uuid.UUID(answer.headers["x-request-id"])
+
+
+async def test_a_roles_quota_replaces_the_default_for_its_keys(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    erp = await create_key(sessionmaker, tenant, role=Role.integration)
+    unlimited = await create_key(sessionmaker, tenant, role=Role.analyst)
+    per_role = {Role.integration: 5, Role.analyst: 0}
+    async with limited_client(
+        engine, sessionmaker, 2, rate_limit_requests_per_role=per_role
+    ) as client:
+        synced = [await client.get("/v1/contacts", headers=erp.headers) for _ in range(6)]
+        plain = [await client.get("/v1/contacts", headers=tenant.headers) for _ in range(3)]
+        free = [await client.get("/v1/contacts", headers=unlimited.headers) for _ in range(3)]
+    assert [a.status_code for a in synced] == [200] * 5 + [429]
+    assert synced[0].headers["ratelimit-policy"] == '"default";q=5;w=60'
+    assert [a.status_code for a in plain] == [200, 200, 429]
+    assert [a.status_code for a in free] == [200] * 3
+    assert "ratelimit" not in free[0].headers
+
+
+def test_role_quotas_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRM_RATE_LIMIT_REQUESTS_PER_ROLE", '{"integration": 6000}')
+    assert Settings(database_url=None).rate_limit_requests_per_role == {Role.integration: 6000}
+    monkeypatch.setenv("CRM_RATE_LIMIT_REQUESTS_PER_ROLE", '{"root": 1}')
+    with pytest.raises(ValueError, match="root"):
+        Settings(database_url=None)

@@ -133,6 +133,7 @@ def _apply(contact: Contact, data: ContactFields, principal: Principal) -> Chang
         raise InvalidInput(
             ("body",), "A contact needs at least one of first_name, last_name, email or phone."
         )
+    principal.hold_to_own_records(contact, "owner_id")
     return changes
 
 

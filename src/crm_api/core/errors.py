@@ -276,6 +276,8 @@ def database_problem(exc: DBAPIError) -> ProblemError | None:
         kind = Conflict if known.status == 409 else InvalidData
         errors = [{"loc": list(known.loc), "msg": known.msg, "type": "constraint"}]
         return kind(known.msg, errors=errors)
+    if sqlstate == "42501":  # insufficient_privilege: a row-level security policy refused
+        return Forbidden("The record is outside what this API key may see or change.")
     if sqlstate in _CLIENT_SQLSTATES:
         logger.warning("unmapped client data error %s (%s)", sqlstate, constraint)
         kind = Conflict if _CLIENT_SQLSTATES[sqlstate] == 409 else InvalidData

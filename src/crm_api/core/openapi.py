@@ -1,11 +1,17 @@
 """The published OpenAPI document: adjustments FastAPI cannot be told directly."""
 
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from crm_api.core.errors import PROBLEM_MEDIA_TYPE
+from crm_api.core.roles import Role, roles_granting
+from crm_api.core.scopes import Scope
 
 # Any request with a body may be malformed (400) or too large (413); any may have headers too
 # large (431), fail (500) or find the database unavailable (503, with Retry-After).
@@ -72,12 +78,58 @@ def finish_openapi(app: FastAPI) -> None:
                         headers = response.setdefault("headers", {})
                         for name in names:
                             headers[name] = {"$ref": f"#/components/headers/{name}"}
+            _document_scopes(app, schema)
             schema.setdefault("components", {})["headers"] = HEADERS
             _mark_uploads(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _required_scope(dependant: Dependant) -> Scope | None:
+    for dependency in dependant.dependencies:
+        scope = getattr(dependency.call, "required_scope", None) or _required_scope(dependency)
+        if scope is not None:
+            return Scope(scope)
+    return None
+
+
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)  # an included router, as it was
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def _document_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Each secured operation names the scope it needs (in its security requirement, as OpenAPI
+    3.1 allows for any scheme) and the roles that have it (`x-roles`, and in its description)."""
+    by_id = {
+        operation["operationId"]: operation
+        for item in schema["paths"].values()
+        for operation in item.values()
+    }
+    for route in _api_routes(app.routes):
+        scope = _required_scope(route.dependant)
+        operation = by_id.get(route.name)
+        if operation is not None and "security" in operation:
+            _document_roles(operation, scope)
+
+
+def _document_roles(operation: dict[str, Any], scope: Scope | None) -> None:
+    roles = roles_granting(scope) if scope is not None else list(Role)
+    operation["x-roles"] = [str(role) for role in roles]
+    needs = f"Scope `{scope}`; roles" if scope is not None else "Any API key; roles"
+    line = f"{needs}: {', '.join(f'`{role}`' for role in roles)}."
+    described = operation.get("description")
+    operation["description"] = f"{described}\n\n{line}" if described else line
+    if scope is not None:
+        operation["security"] = [
+            {name: [str(scope)]} for each in operation["security"] for name in each
+        ]
 
 
 def _mark_uploads(schema: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 
 from crm_api.core.errors import ProblemError
+from crm_api.core.roles import Role
 from crm_api.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class RateLimiter:
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self.quota = settings.rate_limit_requests
         self.window_seconds = settings.rate_limit_window_seconds
-        self.item = RateLimitItemPerSecond(max(self.quota, 1), self.window_seconds)
+        self.role_quotas = settings.rate_limit_requests_per_role
         if storage is None:
             storage = (
                 RedisStorage(
@@ -70,27 +71,28 @@ class RateLimiter:
             )
         self.strategy = FixedWindowRateLimiter(storage)
 
-    @property
-    def enabled(self) -> bool:
-        return self.quota > 0
+    def quota_of(self, role: Role | None) -> int:
+        return self.role_quotas.get(role, self.quota) if role is not None else self.quota
 
-    async def take(self, api_key_id: uuid.UUID) -> Standing | None:
-        """Count one request of this key: its standing, or QuotaExceeded past the quota;
-        None when there is no limit or the store does not answer."""
-        if not self.enabled:
+    async def take(self, api_key_id: uuid.UUID, role: Role | None = None) -> Standing | None:
+        """Count one request of this key: its standing, or QuotaExceeded past its role's quota
+        (or the default); None when there is no limit or the store does not answer."""
+        quota = self.quota_of(role)
+        if quota == 0:
             return None
         key = str(api_key_id)
+        item = RateLimitItemPerSecond(quota, self.window_seconds)
         try:
-            allowed = await self.strategy.hit(self.item, key)
-            stats = await self.strategy.get_window_stats(self.item, key)
+            allowed = await self.strategy.hit(item, key)
+            stats = await self.strategy.get_window_stats(item, key)
         except StorageError:
             logger.warning("rate limit store unavailable; request let through", exc_info=True)
             return None
         reset = max(1, math.ceil(stats.reset_time - time.time()))
-        standing = Standing(self.quota, self.window_seconds, stats.remaining, reset)
+        standing = Standing(quota, self.window_seconds, stats.remaining, reset)
         if not allowed:
             raise QuotaExceeded(
-                f"This API key may make {self.quota} requests per {self.window_seconds} s; "
+                f"This API key may make {quota} requests per {self.window_seconds} s; "
                 f"the quota renews in {reset} s.",
                 headers={**standing.headers(), "Retry-After": str(reset)},
                 **{"violated-policies": [POLICY]},

@@ -13,17 +13,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 SERVICE_ROLE = "crm_service"
 
 _ENTER = text(
-    "SELECT set_config('role', :role, true), set_config('crm.workspace_id', :workspace_id, true)"
+    "SELECT set_config('role', :role, true), set_config('crm.workspace_id', :workspace_id, true), "
+    "set_config('crm.owner_ids', :owner_ids, true)"
 ).bindparams(role=SERVICE_ROLE)
-_LEAVE = text("SELECT set_config('role', 'none', true), set_config('crm.workspace_id', '', true)")
+_LEAVE = text(
+    "SELECT set_config('role', 'none', true), set_config('crm.workspace_id', '', true), "
+    "set_config('crm.owner_ids', '', true)"
+)
 
 
-async def enter_workspace(session: AsyncSession, workspace_id: uuid.UUID) -> None:
-    """From here to the end of the transaction, the session sees this workspace's rows only."""
-    await session.execute(_ENTER, {"workspace_id": str(workspace_id)})
+async def enter_workspace(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    owner_ids: frozenset[uuid.UUID] | None = None,
+) -> None:
+    """From here to the end of the transaction, the session sees this workspace's rows only;
+    with `owner_ids`, only the contacts, deals and tickets these users own (migration
+    8e1a6f2b4c70), and it can give them to no one else."""
+    owners = "" if owner_ids is None else "{" + ",".join(sorted(map(str, owner_ids))) + "}"
+    await session.execute(_ENTER, {"workspace_id": str(workspace_id), "owner_ids": owners})
 
 
 async def leave_workspace(session: AsyncSession) -> None:
-    """Back to the login role before the transaction ends: a transaction nested in a caller's (a
-    savepoint) would otherwise hand the workspace on to the caller, as SET LOCAL outlives it."""
+    """Back to the login role before the transaction ends: for work after, that is the owner's
+    (ANALYZE), and for a caller whose transaction this one is nested in (a savepoint), which
+    would otherwise inherit the workspace, as SET LOCAL outlives the savepoint."""
     await session.execute(_LEAVE)

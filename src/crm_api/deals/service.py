@@ -459,6 +459,7 @@ async def _apply(
         assign(deal, changes, "closed_at", data.closed_at)
     if deal.amount is not None and deal.currency is None:
         raise InvalidInput(("body", "currency"), "An amount needs its currency.")
+    principal.hold_to_own_records(deal, "owner_id")
     return changes, moved
 
 

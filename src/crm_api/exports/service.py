@@ -100,7 +100,7 @@ class Export:
     source: ExportSource
     format: ExportFormat
     statement: Select[Any]
-    workspace_id: uuid.UUID
+    principal: Principal
 
     @property
     def media_type(self) -> str:
@@ -124,7 +124,7 @@ def plan_export(
         .execution_options(yield_per=BATCH_ROWS)
     )
     export_format: ExportFormat = params.format  # type: ignore[attr-defined]
-    return Export(source, export_format, statement, principal.workspace_id)
+    return Export(source, export_format, statement, principal)
 
 
 async def _batches(
@@ -132,7 +132,9 @@ async def _batches(
 ) -> AsyncIterator[list[dict[str, Any]]]:
     async with sessionmaker() as session:
         if isolated:  # as the request was (core/tenancy.py)
-            await enter_workspace(session, export.workspace_id)
+            await enter_workspace(
+                session, export.principal.workspace_id, export.principal.owner_ids
+            )
         result = await session.stream(export.statement)
         async for records in result.scalars().partitions(BATCH_ROWS):
             read = export.source.read_schema

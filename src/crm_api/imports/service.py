@@ -15,6 +15,7 @@ from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, Forbidden, InvalidInput, ProblemError
 from crm_api.core.pagination import SortField, make_page, page_request
 from crm_api.core.records import get_or_404, list_records
+from crm_api.core.tenancy import enter_workspace, leave_workspace
 from crm_api.core.writes import Written
 from crm_api.imports.files import (
     CHUNK_ROWS,
@@ -262,7 +263,12 @@ async def apply_next_chunk(session: AsyncSession, record: Import) -> int:
         record.status = ImportStatus.running
         record.started_at = datetime.now(UTC)
     before = record.rows_processed
+    # The rows are applied as a request of the key would be: under row-level security, in the
+    # workspace, held to the key's own records if it is (core/tenancy.py); ANALYZE after is the
+    # owner's.
+    await enter_workspace(session, record.workspace_id, principal.owner_ids)
     await _apply_rows(session, principal, record, target, rows)
+    await leave_workspace(session)
     if statistics_due(before, record.rows_processed):
         await ImportRepository(session).analyze(target.tables)
     record.updated_at = datetime.now(UTC)

@@ -432,6 +432,7 @@ async def _insert(
     )
     fields = data.model_fields_set - {"status", "priority", "sla_policy_id", "external_id"}
     apply_fields(ticket, data, fields)
+    principal.hold_to_own_records(ticket, "assignee_id")
     _set_status(ticket, str(data.status or "new"), {}, now)
     _schedule(ticket, policy, {})
     TicketRepository(session).add(ticket)
@@ -463,6 +464,7 @@ async def _change(
     was_closed = ticket.status == "closed"
     old_status = ticket.status
     changes = apply_fields(ticket, data, sent - {"status", "sla_policy_id", "external_id"})
+    principal.hold_to_own_records(ticket, "assignee_id")
     if "external_id" in sent:
         assign(ticket, changes, "external_id", getattr(data, "external_id", None))
     moved = data.status is not None and _set_status(ticket, str(data.status), changes, now)

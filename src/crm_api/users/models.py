@@ -1,10 +1,11 @@
 import uuid
 
-from sqlalchemy import Boolean, ForeignKeyConstraint, Index, Text, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKeyConstraint, Index, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_api.core.db import Base, RecordMixin
 from crm_api.core.errors import register_constraint
+from crm_api.core.roles import ROLE_NAMES
 
 LIVE = text("deleted_at IS NULL")
 
@@ -15,6 +16,7 @@ class User(RecordMixin, Base):
     __tablename__ = "users"
     __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
+        CheckConstraint(f"role IN {ROLE_NAMES}", name="role"),
         Index(
             "uq_users_workspace_id_external_id",
             "workspace_id",
@@ -49,6 +51,10 @@ class User(RecordMixin, Base):
     email: Mapped[str | None] = mapped_column(Text, default=None)
     title: Mapped[str | None] = mapped_column(Text, default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # What keys acting as the user may do at most (core/roles.py), and whether a sales or
+    # support user sees only what they or their teams own.
+    role: Mapped[str | None] = mapped_column(Text, default=None)
+    own_records_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Team(RecordMixin, Base):

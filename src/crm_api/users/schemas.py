@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, EmailStr, Field
 
 from crm_api.core.pagination import Page
+from crm_api.core.roles import Role
 from crm_api.core.schemas import (
     ExternalId,
     InputSchema,
@@ -37,6 +38,17 @@ class UserFields(InputSchema):
         default=None,
         description="An inactive user keeps the records they own, cannot be given new ones, and "
         "API keys acting as them stop working. New users are active.",
+    )
+    role: Role | None = Field(
+        default=None,
+        description="What API keys acting as the user may do at most: the role's scopes "
+        "(see `POST /v1/api-keys`). None: whatever the key may. Set by admins only (403).",
+    )
+    own_records_only: bool | None = Field(
+        default=None,
+        description="A sales or support user who sees only the contacts, deals and tickets they "
+        "or a team of theirs own, and gives them to no one else; held by the database itself. "
+        "Set by admins only (403).",
     )
 
 
@@ -85,6 +97,8 @@ class UserRead(ReadSchema):
     email: str | None
     title: str | None
     active: bool
+    role: Role | None
+    own_records_only: bool
     created_at: datetime
     updated_at: datetime
     version: int

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
-from crm_api.core.errors import Conflict, InvalidInput
+from crm_api.core.errors import Conflict, Forbidden, InvalidInput
 from crm_api.core.hooks import deleted
 from crm_api.core.patch import Changes
 from crm_api.core.records import (
@@ -20,6 +20,8 @@ from crm_api.core.records import (
     soft_delete,
     upsert_by_external_id,
 )
+from crm_api.core.roles import OWN_RECORDS_ROLES
+from crm_api.core.scopes import Scope
 from crm_api.users.models import Team, TeamMember, User
 from crm_api.users.repository import (
     TEAM_ID_SORT,
@@ -96,17 +98,43 @@ async def _ensure_email_free(
         )
 
 
+_FLAGS = {"active", "own_records_only"}
+_GRANTS = {"role", "own_records_only"}
+
+
+def _check_grants(principal: Principal, data: UserFields) -> None:
+    if _GRANTS & data.model_fields_set and not principal.has(Scope.admin):
+        raise Forbidden(
+            "Only an admin key sets a user's role or own_records_only.", required_scope="admin"
+        )
+
+
+def _check_own_records(user: User) -> None:
+    if user.own_records_only and user.role not in OWN_RECORDS_ROLES:
+        raise InvalidInput(
+            ("body", "own_records_only"),
+            "Only sales and support users can be held to their own records.",
+        )
+
+
 def _new_user(principal: Principal, data: UserFields, external_id: str | None) -> User:
+    _check_grants(principal, data)
     user = User(id=new_id(), workspace_id=principal.workspace_id, external_id=external_id)
-    apply_fields(user, data, data.model_fields_set - {"active"})
+    apply_fields(user, data, data.model_fields_set - _FLAGS)
     user.active = data.active is not False
+    user.own_records_only = data.own_records_only is True
+    _check_own_records(user)
     return user
 
 
-def _apply_user(user: User, data: UserFields) -> Changes:
-    if "active" in data.model_fields_set and data.active is None:
-        raise InvalidInput(("body", "active"), "`active` is true or false, not null.")
-    return apply_fields(user, data, data.model_fields_set)
+def _apply_user(principal: Principal, user: User, data: UserFields) -> Changes:
+    _check_grants(principal, data)
+    for flag in _FLAGS & data.model_fields_set:
+        if getattr(data, flag) is None:
+            raise InvalidInput(("body", flag), f"`{flag}` is true or false, not null.")
+    changes = apply_fields(user, data, data.model_fields_set)
+    _check_own_records(user)
+    return changes
 
 
 async def create_user(session: AsyncSession, principal: Principal, data: UserCreate) -> User:
@@ -164,7 +192,7 @@ async def update_user(
         await ensure_external_id_free(repository, principal.workspace_id, data.external_id, "user")
     if "email" in data.model_fields_set:
         await _ensure_email_free(repository, principal, user, data.email)
-    await _save_user(session, user, _apply_user(user, data))
+    await _save_user(session, user, _apply_user(principal, user, data))
     return user
 
 
@@ -184,7 +212,7 @@ async def upsert_user(
     async def update(user: User) -> Changes:
         if "email" in data.model_fields_set:
             await _ensure_email_free(repository, principal, user, data.email)
-        return _apply_user(user, data)
+        return _apply_user(principal, user, data)
 
     user, created, changes = await upsert_by_external_id(
         session, repository, principal.workspace_id, external_id, create, update

@@ -1,10 +1,11 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKeyConstraint, Index, Text
+from sqlalchemy import CheckConstraint, ForeignKeyConstraint, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_api.core.db import Base, TimestampMixin, WorkspaceScopedMixin, new_id
+from crm_api.core.roles import ROLE_NAMES
 
 
 class Workspace(TimestampMixin, Base):
@@ -21,12 +22,15 @@ class ApiKey(WorkspaceScopedMixin, Base):
     __table_args__ = (
         Index("uq_api_keys_key_hash", "key_hash", unique=True),
         ForeignKeyConstraint(["workspace_id", "user_id"], ["users.workspace_id", "users.id"]),
+        CheckConstraint(f"role IN {ROLE_NAMES}", name="role"),
     )
 
     name: Mapped[str] = mapped_column(Text)
     prefix: Mapped[str] = mapped_column(Text)
     key_hash: Mapped[str] = mapped_column(Text)
-    scopes: Mapped[list[str]]
+    # A role's scopes (core/roles.py), and these besides.
+    role: Mapped[str | None] = mapped_column(Text, default=None)
+    scopes: Mapped[list[str]] = mapped_column(default=list, server_default="{}")
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # The user the key acts as: its writes are attributed to them (stage history, deal owner).
     user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)

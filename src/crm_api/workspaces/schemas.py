@@ -2,22 +2,31 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, computed_field
 
 from crm_api.core.pagination import Page
+from crm_api.core.roles import ROLES_DESCRIPTION, Role, key_scopes
 from crm_api.core.schemas import InputSchema, ListParams, ReadSchema, ShortText
 from crm_api.core.scopes import Scope
 
 
 class ApiKeyCreate(InputSchema):
+    """A role, scopes, or both: the key may do what its role's scopes and its own allow."""
+
     model_config = {
         "json_schema_extra": {
-            "examples": [{"name": "ERP sync", "scopes": ["contacts:write", "companies:write"]}]
+            "examples": [
+                {"name": "ERP sync", "role": "integration"},
+                {"name": "Lead form", "scopes": ["contacts:write"]},
+            ]
         }
     }
 
     name: ShortText
-    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    role: Role | None = Field(default=None, description=ROLES_DESCRIPTION)
+    scopes: Annotated[list[Scope], Field(max_length=len(Scope))] = Field(
+        default_factory=list, description="Scopes besides the role's (or instead of a role)."
+    )
     user_id: uuid.UUID | None = Field(
         default=None,
         description="A user the key acts as: deals it creates are theirs unless told otherwise, "
@@ -30,7 +39,14 @@ class ApiKeyRead(ReadSchema):
     id: uuid.UUID
     name: str
     prefix: str = Field(description="The key's first characters, to recognise it.")
-    scopes: list[Scope]
+    role: Role | None
+    scopes: list[Scope] = Field(description="The scopes it was given besides its role's.")
+
+    @computed_field(description="Everything the key may do: its role's scopes and its own.")  # type: ignore[prop-decorator]
+    @property
+    def effective_scopes(self) -> list[Scope]:
+        return sorted(Scope(s) for s in key_scopes(self.role, self.scopes))
+
     user_id: uuid.UUID | None
     created_at: datetime
     revoked_at: datetime | None

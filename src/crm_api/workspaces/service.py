@@ -6,7 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.core.auth import Principal, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
+from crm_api.core.errors import InvalidInput
 from crm_api.core.records import get_or_404, list_records
+from crm_api.core.roles import Role
 from crm_api.core.scopes import Scope
 from crm_api.users.service import ensure_assignable_owners
 from crm_api.webhooks.events import emit
@@ -21,7 +23,11 @@ from crm_api.workspaces.schemas import ApiKeyCreate, ApiKeyListParams, ApiKeyRea
 
 
 def _new_key(
-    workspace_id: uuid.UUID, name: str, scopes: Sequence[Scope], user_id: uuid.UUID | None
+    workspace_id: uuid.UUID,
+    name: str,
+    scopes: Sequence[Scope],
+    user_id: uuid.UUID | None,
+    role: Role | None,
 ) -> tuple[ApiKey, str]:
     secret = generate_api_key()
     key = ApiKey(
@@ -30,6 +36,7 @@ def _new_key(
         name=name,
         prefix=secret[:12],
         key_hash=hash_api_key(secret),
+        role=role,
         scopes=sorted({str(s) for s in scopes}),
         user_id=user_id,
     )
@@ -63,9 +70,11 @@ async def issue_api_key(
     name: str,
     scopes: Sequence[Scope],
     user_id: uuid.UUID | None = None,
+    *,
+    role: Role | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key of the workspace; the secret exists only in the return value."""
-    key, secret = _new_key(workspace_id, name, scopes, user_id)
+    key, secret = _new_key(workspace_id, name, scopes, user_id, role)
     ApiKeyRepository(session).add(key)
     await session.flush()
     emit(session, workspace_id, "api_key.created", ApiKeyRead.model_validate(key))
@@ -75,9 +84,11 @@ async def issue_api_key(
 async def create_api_key(
     session: AsyncSession, principal: Principal, data: ApiKeyCreate
 ) -> tuple[ApiKey, str]:
+    if data.role is None and not data.scopes:
+        raise InvalidInput(("body", "scopes"), "Give the key a role, scopes, or both.")
     await ensure_assignable_owners(session, principal, [data.user_id], "user_id")
     return await issue_api_key(
-        session, principal.workspace_id, data.name, data.scopes, data.user_id
+        session, principal.workspace_id, data.name, data.scopes, data.user_id, role=data.role
     )
 
 
