@@ -13,6 +13,7 @@ from sqlalchemy import text
 import crm_api
 from crm_api import models  # noqa: F401  (every mapper configured before the first request)
 from crm_api.analytics.router import router as analytics_router
+from crm_api.audit.router import router as audit_router
 from crm_api.companies.router import router as companies_router
 from crm_api.contacts.router import router as contacts_router
 from crm_api.core.database_url import resolve_database_url
@@ -66,6 +67,7 @@ V1_ROUTERS = (
     segments_router,
     analytics_router,
     timeline_router,
+    audit_router,
     imports_router,
     exports_router,
     api_keys_router,

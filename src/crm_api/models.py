@@ -1,6 +1,8 @@
 """Every domain's tables, so Base.metadata is complete (Alembic, mappers)."""
 
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
+from crm_api.audit import service as audit  # noqa: F401  (audits each transaction's events)
+from crm_api.audit.models import AuditEntry
 from crm_api.companies.models import Company
 from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
 from crm_api.core.db import Base
@@ -28,6 +30,7 @@ from crm_api.workspaces.models import ApiKey, Workspace
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "ClvRun",
     "ClvRunCustomer",

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         description='Quotas of keys with these roles, as JSON: {"integration": 6000} (0: no '
         "limit); other keys have rate_limit_requests.",
     )
+    audit_log: bool = Field(
+        default=True,
+        description="Each change made through the API is recorded in the audit log; off only "
+        "to measure what it costs.",
+    )
     row_level_security: bool = Field(
         default=True,
         description="Requests run as the role crm_service under row-level security, so the "

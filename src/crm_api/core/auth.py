@@ -13,6 +13,7 @@ from sqlalchemy import Row, and_, bindparam, case, distinct, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from crm_api.core.actors import Actor, act_for
 from crm_api.core.db import DbSession
 from crm_api.core.errors import Forbidden, Unauthenticated
 from crm_api.core.roles import OWN_RECORDS_ROLES, ROLE_SCOPES, Role, allows, key_scopes, within
@@ -153,6 +154,17 @@ async def authenticate(
     if principal is None:
         raise Unauthenticated("The API key is unknown or revoked, or its user is inactive.")
     request.state.principal = principal
+    if request.app.state.settings.audit_log:
+        route = request.scope.get("route")
+        client = request.client.host if request.client else None
+        actor = Actor(
+            principal.api_key_id,
+            principal.user_id,
+            getattr(request.state, "request_id", None),
+            client,
+            getattr(route, "name", None),
+        )
+        act_for(session, actor)
     # The own-records rule is row-level security too, so it holds whatever the setting.
     if request.app.state.settings.row_level_security or principal.owner_ids is not None:
         await enter_workspace(session, principal.workspace_id, principal.owner_ids)

@@ -37,6 +37,7 @@ class RequestContext:
         given = Headers(scope=scope).get(REQUEST_ID_HEADER)
         request_id = given if given and CALLER_REQUEST_ID.fullmatch(given) else str(new_id())
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id  # for the audit log
         status: int | None = None
         started = time.perf_counter()
 

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 class Scope(StrEnum):
     admin = "admin"
+    audit_log_read = "audit_log:read"
     contacts_read = "contacts:read"
     contacts_write = "contacts:write"
     companies_read = "companies:read"

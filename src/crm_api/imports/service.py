@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.core.actors import Actor, act_for
 from crm_api.core.auth import Principal, principal_of_key
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, Forbidden, InvalidInput, ProblemError
@@ -267,6 +268,7 @@ async def apply_next_chunk(session: AsyncSession, record: Import) -> int:
     # workspace, held to the key's own records if it is (core/tenancy.py); ANALYZE after is the
     # owner's.
     await enter_workspace(session, record.workspace_id, principal.owner_ids)
+    act_for(session, Actor(principal.api_key_id, principal.user_id, None, None, "imports_apply"))
     await _apply_rows(session, principal, record, target, rows)
     await leave_workspace(session)
     if statistics_due(before, record.rows_processed):

@@ -91,6 +91,9 @@ def _check_url(url: str) -> None:
         raise InvalidInput(("body", "url"), f"The URL {problem}.")
 
 
+HIDDEN = "********"
+
+
 def _announce(session: AsyncSession, endpoint: WebhookEndpoint, action: str, **kw: object) -> None:
     emit(
         session,
@@ -207,6 +210,9 @@ async def rotate_secret(
     endpoint.version += 1
     endpoint.updated_at = func.now()
     await session.flush()
+    await session.refresh(endpoint, ["updated_at"])
+    # Announced (and so audited) as a change of the secret, whose values never leave here.
+    _announce(session, endpoint, "updated", changes={"secret": (HIDDEN, HIDDEN)})
     return endpoint
 
 
