@@ -37,6 +37,7 @@ from crm_api.feedback.router import router as feedback_router
 from crm_api.imports.router import router as imports_router
 from crm_api.interactions.router import router as interactions_router
 from crm_api.orders.router import router as orders_router
+from crm_api.personal_data.router import router as personal_data_router
 from crm_api.segments.router import router as segments_router
 from crm_api.settings import Settings, get_settings
 from crm_api.tasks import periodic_tasks
@@ -68,6 +69,7 @@ V1_ROUTERS = (
     analytics_router,
     timeline_router,
     audit_router,
+    personal_data_router,
     imports_router,
     exports_router,
     api_keys_router,

@@ -237,6 +237,7 @@ def _contact_like() -> dict[str, Any]:
         "owner_id": None,
         "company_id": None,
         "merged_into_id": None,
+        "erased_at": None,
         "custom_fields": {},
         "created_at": "2026-11-25T00:00:00Z",
         "updated_at": "2026-11-25T00:00:00Z",

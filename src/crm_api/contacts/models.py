@@ -117,6 +117,8 @@ class Contact(RecordMixin, Base):
     company_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # Set on a contact merged into another: it is gone (deleted_at), and its id leads there.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # Set by POST /v1/contacts/{id}/erase: the personal fields are gone, the row stays.
+    erased_at: Mapped[datetime | None] = mapped_column(default=None)
     # Folded names, emails, phone digits and the company's name, kept by the trigger
     # crm_contact_search_text (see the foundation migration); never written by the app.
     search_text: Mapped[str] = mapped_column(Text, server_default="", deferred=True)

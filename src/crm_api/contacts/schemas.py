@@ -191,6 +191,10 @@ class ContactRead(ReadSchema):
         description="Set on a contact merged into another (seen in its `contact.deleted` event); "
         "GET of its id leads there (301)."
     )
+    erased_at: datetime | None = Field(
+        description="When the person was erased (`POST /v1/contacts/{id}/erase`): their "
+        "personal fields are empty, what they bought and answered is kept anonymised."
+    )
     created_at: datetime
     updated_at: datetime
     version: int

@@ -127,7 +127,9 @@ def _apply(contact: Contact, data: ContactFields, principal: Principal) -> Chang
     assign(contact, changes, "additional_emails", additional)
     additional = [p for p in contact.additional_phones if p != contact.phone]
     assign(contact, changes, "additional_phones", additional)
-    if not any(getattr(contact, field) for field in IDENTIFYING_FIELDS):
+    # An erased person keeps none of these, and may still be moved through the lifecycle.
+    erased = contact.erased_at is not None
+    if not erased and not any(getattr(contact, field) for field in IDENTIFYING_FIELDS):
         for field, (old, _) in changes.items():
             setattr(contact, field, old)
         raise InvalidInput(

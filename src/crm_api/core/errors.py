@@ -277,6 +277,7 @@ def database_problem(exc: DBAPIError) -> ProblemError | None:
         errors = [{"loc": list(known.loc), "msg": known.msg, "type": "constraint"}]
         return kind(known.msg, errors=errors)
     if sqlstate == "42501":  # insufficient_privilege: a row-level security policy refused
+        logger.warning("refused by the database: %s", driver)
         return Forbidden("The record is outside what this API key may see or change.")
     if sqlstate in _CLIENT_SQLSTATES:
         logger.warning("unmapped client data error %s (%s)", sqlstate, constraint)
