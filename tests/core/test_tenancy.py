@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from crm_api.core.auth import Principal, authenticate
 from crm_api.core.db import DbSession
 from crm_api.core.routing import CommitRoute
-from crm_api.core.tenancy import SERVICE_ROLE, enter_workspace
+from crm_api.core.tenancy import OWN_RECORDS_ROLE, SERVICE_ROLE, enter_workspace
 from crm_api.settings import Settings
 from tests.builders import Tenant, create_contact
 from tests.conftest import make_app, make_client
@@ -132,3 +132,32 @@ async def test_with_row_level_security_off_requests_run_as_the_login_role(
     async with make_client(_whoami_app(settings, engine, sessionmaker)) as client:
         answer = await client.get("/whoami", headers=tenant.headers)
     assert answer.json()["role"] != SERVICE_ROLE
+
+
+async def test_the_functions_searches_and_filters_use_are_leakproof_so_indexes_serve_them(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Under row-level security only a LEAKPROOF condition can be an index condition; without
+    it a search or a tag filter reads the whole workspace (migration 4e8c1f6a2d97)."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            text(
+                "SELECT proname, proleakproof FROM pg_proc WHERE proname = ANY (:names) "
+                "AND pronamespace IN ('pg_catalog'::regnamespace, 'public'::regnamespace)"
+            ),
+            {"names": ["textlike", "arraycontains", "arrayoverlap", "jsonb_contains", "crm_fold"]},
+        )
+        leakproof = {name: flag for name, flag in rows.all()}
+    assert leakproof == dict.fromkeys(
+        ["textlike", "arraycontains", "arrayoverlap", "jsonb_contains", "crm_fold"], True
+    )
+
+
+async def test_a_key_held_to_its_records_runs_as_the_own_records_role(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    async with sessionmaker() as session:
+        await enter_workspace(session, tenant.workspace_id, frozenset({tenant.workspace_id}))
+        role = (await session.execute(text("SELECT current_user"))).scalar_one()
+        await session.rollback()
+    assert role == OWN_RECORDS_ROLE

@@ -11,11 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 SERVICE_ROLE = "crm_service"
+# A member of crm_service that also carries the own-records policies (migration 9d2b7c4e1a08).
+OWN_RECORDS_ROLE = "crm_own_records"
 
 _ENTER = text(
     "SELECT set_config('role', :role, true), set_config('crm.workspace_id', :workspace_id, true), "
     "set_config('crm.owner_ids', :owner_ids, true)"
-).bindparams(role=SERVICE_ROLE)
+)
 _LEAVE = text(
     "SELECT set_config('role', 'none', true), set_config('crm.workspace_id', '', true), "
     "set_config('crm.owner_ids', '', true)"
@@ -28,10 +30,13 @@ async def enter_workspace(
     owner_ids: frozenset[uuid.UUID] | None = None,
 ) -> None:
     """From here to the end of the transaction, the session sees this workspace's rows only;
-    with `owner_ids`, only the contacts, deals and tickets these users own (migration
-    8e1a6f2b4c70), and it can give them to no one else."""
-    owners = "" if owner_ids is None else "{" + ",".join(sorted(map(str, owner_ids))) + "}"
-    await session.execute(_ENTER, {"workspace_id": str(workspace_id), "owner_ids": owners})
+    with `owner_ids`, only the contacts, deals and tickets these users own (as the role
+    crm_own_records), and it can give them to no one else."""
+    role, owners = SERVICE_ROLE, ""
+    if owner_ids is not None:
+        role, owners = OWN_RECORDS_ROLE, "{" + ",".join(sorted(map(str, owner_ids))) + "}"
+    parameters = {"role": role, "workspace_id": str(workspace_id), "owner_ids": owners}
+    await session.execute(_ENTER, parameters)
 
 
 async def leave_workspace(session: AsyncSession) -> None:
