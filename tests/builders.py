@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_api.core.roles import Role
@@ -54,6 +55,17 @@ async def create_key(
         )
         await session.commit()
     return Tenant(tenant.workspace_id, secret)
+
+
+WORKSPACE_TABLES = text(
+    "SELECT table_name FROM information_schema.columns "
+    "WHERE table_schema = 'public' AND column_name = 'workspace_id' ORDER BY 1"
+)
+
+
+async def workspace_tables(session: AsyncSession) -> list[str]:
+    """Every table whose rows belong to a workspace."""
+    return list((await session.execute(WORKSPACE_TABLES)).scalars())
 
 
 async def create_contact(client: AsyncClient, tenant: Tenant, **fields: Any) -> dict[str, Any]:

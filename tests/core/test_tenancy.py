@@ -16,24 +16,15 @@ from crm_api.core.db import DbSession
 from crm_api.core.routing import CommitRoute
 from crm_api.core.tenancy import OWN_RECORDS_ROLE, SERVICE_ROLE, enter_workspace
 from crm_api.settings import Settings
-from tests.builders import Tenant, create_contact
+from tests.builders import Tenant, create_contact, workspace_tables
 from tests.conftest import make_app, make_client
-
-WORKSPACE_TABLES = text(
-    "SELECT table_name FROM information_schema.columns "
-    "WHERE table_schema = 'public' AND column_name = 'workspace_id' ORDER BY 1"
-)
-
-
-async def _workspace_tables(session: AsyncSession) -> list[str]:
-    return list((await session.execute(WORKSPACE_TABLES)).scalars())
 
 
 async def test_every_workspace_table_is_under_a_policy_for_a_role_that_owns_nothing(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     async with sessionmaker() as session:
-        tables = [*await _workspace_tables(session), "workspaces"]
+        tables = [*await workspace_tables(session), "workspaces"]
         guarded = text(
             "SELECT c.relname FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid "
             "WHERE c.relrowsecurity AND CAST(:role AS regrole) = ANY (p.polroles)"
@@ -57,7 +48,7 @@ async def test_sql_without_a_workspace_filter_sees_only_the_named_workspace(
     await create_contact(client, tenant)
     await create_contact(client, other_tenant)
     async with sessionmaker() as session:
-        tables = await _workspace_tables(session)
+        tables = await workspace_tables(session)
         everyone = text("SELECT count(DISTINCT workspace_id) FROM contacts")
         assert (await session.execute(everyone)).scalar_one() >= 2  # the login role sees all
         await enter_workspace(session, tenant.workspace_id)

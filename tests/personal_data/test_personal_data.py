@@ -20,6 +20,7 @@ from tests.builders import (
     create_pipeline,
     create_ticket,
     create_user,
+    workspace_tables,
 )
 
 EMAIL = "ada.private@example.org"
@@ -117,15 +118,7 @@ async def _traces(
     """Every workspace table row that still holds one of these strings, as text."""
     found = []
     async with sessionmaker() as session:
-        tables = (
-            await session.execute(
-                text(
-                    "SELECT table_name FROM information_schema.columns WHERE table_schema = "
-                    "'public' AND column_name = 'workspace_id'"
-                )
-            )
-        ).scalars()
-        for table in list(tables):
+        for table in await workspace_tables(session):
             for needle in needles:
                 row = text(
                     f"SELECT count(*) FROM {table} t WHERE t.workspace_id = :w AND "
