@@ -105,6 +105,16 @@ async def test_only_an_admin_grants_roles_and_own_records_is_for_sales_and_suppo
     assert_problem(answer, 422, loc=["body", "own_records_only"])
     rep = await create_user(client, tenant, role="sales", own_records_only=True)
     assert (rep["role"], rep["own_records_only"]) == ("sales", True)
+    unknown = await client.post(
+        "/v1/users", json={"name": "R", "role": "root"}, headers=tenant.headers
+    )
+    assert_problem(unknown, 422, loc=["body", "role"])
+    nulled = await client.patch(
+        f"/v1/users/{rep['id']}", json={"own_records_only": None}, headers=tenant.headers
+    )
+    assert_problem(nulled, 422, loc=["body", "own_records_only"])
+    kept = await client.get(f"/v1/users/{rep['id']}", headers=tenant.headers)
+    assert kept.json()["own_records_only"] is True
 
 
 async def test_a_rep_held_to_own_records_sees_and_gives_only_their_teams(

@@ -78,14 +78,17 @@ def test_secret_fields_are_masked_old_and_new_at_any_depth() -> None:
     }
     event = PendingEvent(uuid.uuid4(), uuid.uuid4(), "webhook_endpoint.updated", None, {},
                          changes, None, None)  # fmt: skip
-    assert audited_changes(event) == {
+    assert audited_changes(event, "updated") == {
         "signing_secret": MASK,
         "settings": {"old": {"token": MASK, "name": "a"}, "new": {"token": MASK, "name": "b"}},
         "name": {"old": "x", "new": "y"},
     }
     created = PendingEvent(uuid.uuid4(), uuid.uuid4(), "api_key.created", None,
                            {"key_hash": "abc", "name": "k"}, None, None, None)  # fmt: skip
-    assert audited_changes(created) == {"key_hash": MASK, "name": {"old": None, "new": "k"}}
+    assert audited_changes(created, "created") == {
+        "key_hash": MASK,
+        "name": {"old": None, "new": "k"},
+    }
 
 
 async def test_a_write_that_fails_leaves_no_entry(client: AsyncClient, tenant: Tenant) -> None:

@@ -2,6 +2,7 @@
 owns nothing; a request runs as that role with its workspace named, so a query without any
 workspace filter still sees that workspace's rows only."""
 
+import uuid
 from typing import Annotated
 
 import pytest
@@ -16,7 +17,7 @@ from crm_api.core.db import DbSession
 from crm_api.core.routing import CommitRoute
 from crm_api.core.tenancy import OWN_RECORDS_ROLE, SERVICE_ROLE, enter_workspace
 from crm_api.settings import Settings
-from tests.builders import Tenant, create_contact, workspace_tables
+from tests.builders import Tenant, assert_problem, create_contact, workspace_tables
 from tests.conftest import make_app, make_client
 
 
@@ -94,6 +95,21 @@ def _whoami_app(settings: Settings, engine: AsyncEngine, sessionmaker: object) -
         role, workspace = (await session.execute(who)).one()
         return {"role": role, "workspace": workspace}
 
+    @router.post("/smuggle")
+    async def smuggle(
+        workspace_id: uuid.UUID,
+        session: DbSession,
+        principal: Annotated[Principal, Depends(authenticate)],
+    ) -> None:
+        """A query that names the wrong workspace, as a bug in a service would."""
+        await session.execute(
+            text(
+                "INSERT INTO contacts (workspace_id, id, first_name) "
+                "VALUES (:workspace_id, gen_random_uuid(), 'Mallory')"
+            ),
+            {"workspace_id": workspace_id},
+        )
+
     app = make_app(settings, engine, sessionmaker)  # type: ignore[arg-type]
     app.include_router(router)
     return app
@@ -152,3 +168,22 @@ async def test_a_key_held_to_its_records_runs_as_the_own_records_role(
         role = (await session.execute(text("SELECT current_user"))).scalar_one()
         await session.rollback()
     assert role == OWN_RECORDS_ROLE
+
+
+async def test_a_write_the_policies_refuse_is_a_403_problem_and_stores_nothing(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    async with make_client(_whoami_app(settings, engine, sessionmaker)) as client:
+        refused = await client.post(
+            "/smuggle",
+            params={"workspace_id": str(other_tenant.workspace_id)},
+            headers=tenant.headers,
+        )
+    assert_problem(refused, 403)
+    async with sessionmaker() as session:
+        count = text("SELECT count(*) FROM contacts WHERE first_name = 'Mallory'")
+        assert (await session.execute(count)).scalar_one() == 0

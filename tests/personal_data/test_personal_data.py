@@ -183,8 +183,10 @@ async def test_only_admins_of_the_workspace_export_or_erase(
     assert_problem(await client.post(erase, headers=manager.headers), 403)
     assert_problem(await client.get(export, headers=other_tenant.headers), 404)
     assert_problem(await client.post(erase, headers=other_tenant.headers), 404)
-    unknown = "/v1/contacts/01a23b42-0fbf-769f-9633-e75962adefae/erase"
-    assert_problem(await client.post(unknown, headers=tenant.headers), 404)
+    unknown = "/v1/contacts/01a23b42-0fbf-769f-9633-e75962adefae"
+    assert_problem(await client.post(f"{unknown}/erase", headers=tenant.headers), 404)
+    assert_problem(await client.get(f"{unknown}/export", headers=tenant.headers), 404)
+    assert_problem(await client.get("/v1/contacts/nope/export", headers=tenant.headers), 422)
     kept = await client.get(f"/v1/contacts/{contact['id']}", headers=tenant.headers)
     assert kept.json()["email"] == EMAIL
 

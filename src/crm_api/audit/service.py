@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from crm_api.audit.models import AuditEntry
 from crm_api.audit.repository import AUDIT_ID_SORT, AUDIT_SORTS, AuditRepository
 from crm_api.audit.schemas import AuditListParams
-from crm_api.core.actors import actor_of
+from crm_api.core.actors import Actor, actor_of
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
+from crm_api.core.patch import HIDDEN
 from crm_api.core.records import list_records
 from crm_api.webhooks.events import PendingEvent, observe
 
-MASK = "********"
+MASK = HIDDEN
 # Field names whose values are never written to the log.
 SECRET_FIELD = re.compile(r"secret|password|token|key_hash|^key$", re.IGNORECASE)
 
@@ -32,9 +33,8 @@ def masked(value: Any) -> Any:
     return value
 
 
-def audited_changes(event: PendingEvent) -> dict[str, Any] | None:
+def audited_changes(event: PendingEvent, action: str) -> dict[str, Any] | None:
     """An update's `{field: {old, new}}`; a creation's values as new, a deletion's as old."""
-    action = event.type.partition(".")[2]
     changes = event.changes
     if changes is None and action == "created":
         changes = {field: {"old": None, "new": v} for field, v in event.data.items()}
@@ -49,29 +49,31 @@ def audited_changes(event: PendingEvent) -> dict[str, Any] | None:
     }
 
 
+def _entry(actor: Actor, event: PendingEvent) -> dict[str, Any]:
+    resource, _, action = event.type.partition(".")  # contact.updated
+    return {
+        "workspace_id": event.workspace_id,
+        "id": new_id(),
+        "api_key_id": actor.api_key_id,
+        "user_id": actor.user_id,
+        "request_id": actor.request_id,
+        "client_address": actor.client_address,
+        "operation": actor.operation,
+        "resource": resource,
+        "resource_id": event.resource_id,
+        "action": action,
+        "changes": audited_changes(event, action),
+        "event_id": event.id,
+    }
+
+
 @observe
 def record_audit_entries(session: Session, events: Sequence[PendingEvent]) -> None:
     actor = actor_of(session.info)
     if actor is None:  # the worker's own changes (SLA breaches, scores): in the event feed
         return
-    rows = [
-        {
-            "workspace_id": event.workspace_id,
-            "id": new_id(),
-            "api_key_id": actor.api_key_id,
-            "user_id": actor.user_id,
-            "request_id": actor.request_id,
-            "client_address": actor.client_address,
-            "operation": actor.operation,
-            "resource": event.type.partition(".")[0],
-            "resource_id": event.resource_id,
-            "action": event.type.partition(".")[2],
-            "changes": audited_changes(event),
-            "event_id": event.id,
-        }
-        for event in events
-        if event.endpoint_id is None  # a test delivery to one endpoint changes nothing
-    ]
+    # A test delivery to one endpoint changes nothing.
+    rows = [_entry(actor, event) for event in events if event.endpoint_id is None]
     if rows:
         session.execute(insert(AuditEntry), rows)
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -295,15 +294,9 @@ class ServiceUnavailable(ProblemError):
 # What a database that is down, restarting or out of connections raises, at any depth of the
 # exception's chain: SQLSTATE classes 08 (connection) and 57 (shutdown, starting up), and the
 # socket errors of a server that is not there (refused on TCP, a missing file on a Unix socket).
-_UNREACHABLE = (
-    OSError,
-    TimeoutError,
-    PoolTimeout,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-)
+# asyncpg's connection errors carry those SQLSTATEs; its InterfaceError also means misuse (a
+# bug), which stays a 500.
+_UNREACHABLE = (OSError, TimeoutError, PoolTimeout)
 
 
 def database_unavailable(exc: BaseException) -> bool:

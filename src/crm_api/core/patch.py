@@ -3,6 +3,9 @@
 from typing import Any
 
 # field → (old, new); empty when nothing changed.
+# What stands for a value that must not be shown (a secret) in events and the audit log.
+HIDDEN = "********"
+
 Changes = dict[str, tuple[Any, Any]]
 
 

@@ -55,6 +55,12 @@ class RateLimiter:
         self.quota = settings.rate_limit_requests
         self.window_seconds = settings.rate_limit_window_seconds
         self.role_quotas = settings.rate_limit_requests_per_role
+        # One limit item per quota, made here rather than for each request.
+        self.items = {
+            quota: RateLimitItemPerSecond(quota, self.window_seconds)
+            for quota in {self.quota, *self.role_quotas.values()}
+            if quota > 0
+        }
         if storage is None:
             storage = (
                 RedisStorage(
@@ -81,7 +87,7 @@ class RateLimiter:
         if quota == 0:
             return None
         key = str(api_key_id)
-        item = RateLimitItemPerSecond(quota, self.window_seconds)
+        item = self.items[quota]
         try:
             allowed = await self.strategy.hit(item, key)
             stats = await self.strategy.get_window_stats(item, key)

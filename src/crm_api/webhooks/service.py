@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
 from crm_api.core.errors import Conflict, InvalidInput, NotFound
+from crm_api.core.patch import HIDDEN
 from crm_api.core.records import (
     apply_fields,
     bump_version,
@@ -89,9 +90,6 @@ async def get_event(session: AsyncSession, principal: Principal, id: uuid.UUID) 
 def _check_url(url: str) -> None:
     if (problem := url_problem(url, get_settings().webhooks_allow_insecure)) is not None:
         raise InvalidInput(("body", "url"), f"The URL {problem}.")
-
-
-HIDDEN = "********"
 
 
 def _announce(session: AsyncSession, endpoint: WebhookEndpoint, action: str, **kw: object) -> None:
