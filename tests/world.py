@@ -38,7 +38,11 @@ def example_body(operation: dict[str, Any]) -> dict[str, Any] | None:
     schema = content["application/json"]["schema"]
     if "$ref" not in schema:
         return {}
-    component = SPEC["components"]["schemas"][schema["$ref"].split("/")[-1]]
+    return example_body_of(schema["$ref"].split("/")[-1])
+
+
+def example_body_of(component_name: str) -> dict[str, Any]:
+    component = SPEC["components"]["schemas"][component_name]
     return dict(component.get("examples", [{}])[0])
 
 
@@ -94,6 +98,12 @@ async def build_world(client: AsyncClient, owner: Tenant) -> dict[str, str]:
         body = {"contact_id": contact["id"], "external_id": "X-1", **extra}
         created = await _post(client, owner, f"/v1/{resource}", body)
         ids[{"feedback": "feedback_id"}.get(resource, resource[:-1] + "_id")] = created["id"]
+    loyalty = await client.put(
+        "/v1/loyalty/program", json=example_body_of("LoyaltyProgramInput"), headers=owner.headers
+    )
+    assert loyalty.status_code == 201, loyalty.text
+    points = {"points": 300, "reason": "Welcome"}
+    await _post(client, owner, f"/v1/contacts/{contact['id']}/loyalty/adjustments", points)
     segment = {"name": "Static", "kind": "static"}
     ids["segment_id"] = (await _post(client, owner, "/v1/segments", segment))["id"]
     run = {"as_of": "2026-12-01T00:00:00Z"}

@@ -36,6 +36,7 @@ from crm_api.exports.router import router as exports_router
 from crm_api.feedback.router import router as feedback_router
 from crm_api.imports.router import router as imports_router
 from crm_api.interactions.router import router as interactions_router
+from crm_api.loyalty.router import router as loyalty_router
 from crm_api.orders.router import router as orders_router
 from crm_api.personal_data.router import router as personal_data_router
 from crm_api.segments.router import router as segments_router
@@ -50,6 +51,7 @@ from crm_api.webhooks.dispatcher import Dispatcher
 from crm_api.webhooks.router import events_router
 from crm_api.webhooks.router import router as webhook_endpoints_router
 from crm_api.workspaces.router import router as api_keys_router
+from crm_api.workspaces.router import workspace_router
 
 # Every resource family's router, mounted under /v1.
 V1_ROUTERS = (
@@ -65,6 +67,7 @@ V1_ROUTERS = (
     interactions_router,
     feedback_router,
     orders_router,
+    loyalty_router,
     segments_router,
     analytics_router,
     timeline_router,
@@ -73,6 +76,7 @@ V1_ROUTERS = (
     imports_router,
     exports_router,
     api_keys_router,
+    workspace_router,
     events_router,
     webhook_endpoints_router,
 )

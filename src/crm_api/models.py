@@ -4,7 +4,7 @@ from crm_api.analytics.models import ClvRun, ClvRunCustomer
 from crm_api.audit import service as audit  # noqa: F401  (audits each transaction's events)
 from crm_api.audit.models import AuditEntry
 from crm_api.companies.models import Company
-from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
+from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics, ContactOccasion
 from crm_api.core.db import Base
 from crm_api.core.idempotency import IdempotencyRecord
 from crm_api.custom_fields import validation  # noqa: F401  (the flush-time check)
@@ -13,6 +13,7 @@ from crm_api.deals.models import Deal, DealContact, DealStageChange, Pipeline, S
 from crm_api.feedback.models import Feedback
 from crm_api.imports.models import Import, ImportChunk, ImportRowError
 from crm_api.interactions.models import Interaction
+from crm_api.loyalty.models import LoyaltyAccount, LoyaltyBadgeAward, LoyaltyEntry, LoyaltyProgram
 from crm_api.orders.models import Order, OrderLine
 from crm_api.segments import metrics  # noqa: F401  (keeps contact metrics and segments current)
 from crm_api.segments.models import Segment, SegmentMember, StaleContact
@@ -38,6 +39,7 @@ __all__ = [
     "Contact",
     "ContactEmail",
     "ContactMetrics",
+    "ContactOccasion",
     "CustomFieldDefinition",
     "Deal",
     "DealContact",
@@ -50,6 +52,10 @@ __all__ = [
     "ImportChunk",
     "ImportRowError",
     "Interaction",
+    "LoyaltyAccount",
+    "LoyaltyBadgeAward",
+    "LoyaltyEntry",
+    "LoyaltyProgram",
     "Order",
     "OrderLine",
     "Pipeline",

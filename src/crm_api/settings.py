@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     clv_scan_seconds: float = Field(
         default=2, gt=0, description="How often a worker looks for queued CLV runs."
     )
+    loyalty_scan_seconds: float = Field(
+        default=2,
+        gt=0,
+        description="How often a worker applies loyalty earning rules to new events, and "
+        "expires points and reviews tiers whose time has come.",
+    )
+    occasion_scan_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How often a worker looks for today's birthdays and customer anniversaries.",
+    )
     idempotency_ttl_hours: int = 24
     public_base_url: str | None = Field(
         default=None, description="Base URL used in Link/Location headers; default: the request's."

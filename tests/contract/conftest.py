@@ -1,8 +1,10 @@
 """A real server for the contract tests (tests/serving.py) on the test database."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,8 @@ from crm_api.core.db import transaction
 from crm_api.settings import Settings
 from crm_api.webhooks.models import WebhookDelivery
 from tests.serving import LiveServer, served
+
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 def _drop_waiting_deliveries(database_url: str) -> None:
@@ -63,6 +67,11 @@ def live_server(
             pipeline = {"name": "Sales", "stages": [{"name": "Lead", "probability": 10}]}
             httpx.post(
                 f"{live.url}/v1/pipelines", json=pipeline, headers=live.headers
+            ).raise_for_status()
+            # A loyalty program, which its GET needs to answer 200.
+            program = json.loads(SPEC.read_text())["components"]["schemas"]["LoyaltyProgramInput"]
+            httpx.put(
+                f"{live.url}/v1/loyalty/program", json=program["examples"][0], headers=live.headers
             ).raise_for_status()
             _give_the_example_contact_a_record(database_url, live)
             yield live

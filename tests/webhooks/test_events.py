@@ -236,6 +236,7 @@ def _contact_like() -> dict[str, Any]:
         },
         "owner_id": None,
         "company_id": None,
+        "referred_by_id": None,
         "merged_into_id": None,
         "erased_at": None,
         "custom_fields": {},

@@ -24,6 +24,10 @@ from crm_api.core.errors import register_constraint
 
 LIFECYCLE_STAGES = ("subscriber", "lead", "qualified", "customer", "churned")
 LIVE = text("deleted_at IS NULL")
+# 1225 for 25 December.
+BIRTHDAY_MONTH_DAY = text(
+    "((EXTRACT(MONTH FROM birthday) * 100 + EXTRACT(DAY FROM birthday))::integer)"
+)
 
 
 def unknown_consent() -> dict[str, Any]:
@@ -40,6 +44,9 @@ class Contact(RecordMixin, Base):
         ForeignKeyConstraint(["workspace_id", "owner_id"], ["users.workspace_id", "users.id"]),
         ForeignKeyConstraint(
             ["workspace_id", "merged_into_id"], ["contacts.workspace_id", "contacts.id"]
+        ),
+        ForeignKeyConstraint(
+            ["workspace_id", "referred_by_id"], ["contacts.workspace_id", "contacts.id"]
         ),
         CheckConstraint(f"lifecycle_stage IN {LIFECYCLE_STAGES}", name="lifecycle_stage"),
         Index(
@@ -88,6 +95,19 @@ class Contact(RecordMixin, Base):
             "created_at",
             postgresql_where=LIVE,
         ),
+        Index(
+            "ix_contacts_workspace_id_referred_by_id",
+            "workspace_id",
+            "referred_by_id",
+            postgresql_where=text("referred_by_id IS NOT NULL"),
+        ),
+        # Today's birthdays (contacts/occasions.py).
+        Index(
+            "ix_contacts_workspace_id_birthday_month_day",
+            "workspace_id",
+            BIRTHDAY_MONTH_DAY,
+            postgresql_where=text("birthday IS NOT NULL AND deleted_at IS NULL"),
+        ),
         Index("ix_contacts_tags", "tags", postgresql_using="gin", postgresql_where=LIVE),
         # Trigrams only: with workspace_id in the GIN index (btree_gin) a large workspace's
         # posting list must be intersected on every search, 4x slower at 1M contacts.
@@ -115,6 +135,8 @@ class Contact(RecordMixin, Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     owner_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     company_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # Who brought this customer (loyalty's referral rules reward them).
+    referred_by_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # Set on a contact merged into another: it is gone (deleted_at), and its id leads there.
     merged_into_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # Set by POST /v1/contacts/{id}/erase: the personal fields are gone, the row stays.
@@ -181,6 +203,26 @@ class ContactMetrics(Base):
     clv_run_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
+class ContactOccasion(Base):
+    """A birthday or customer anniversary announced (contact.birthday,
+    contact.customer_anniversary): at most one row, so one event, per contact, occasion and year."""
+
+    __tablename__ = "contact_occasions"
+    __table_args__ = (
+        PrimaryKeyConstraint("workspace_id", "contact_id", "occasion", "year"),
+        ForeignKeyConstraint(
+            ["workspace_id", "contact_id"], ["contacts.workspace_id", "contacts.id"]
+        ),
+        ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
+    )
+
+    workspace_id: Mapped[uuid.UUID]
+    contact_id: Mapped[uuid.UUID]
+    occasion: Mapped[str] = mapped_column(Text)
+    year: Mapped[int] = mapped_column(Integer)
+    announced_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
 register_constraint(
     "uq_contacts_workspace_id_external_id",
     409,
@@ -192,6 +234,12 @@ register_constraint(
     422,
     ("body", "company_id"),
     "No company with this id.",
+)
+register_constraint(
+    "fk_contacts_workspace_id_referred_by_id_contacts",
+    422,
+    ("body", "referred_by_id"),
+    "No contact with this id.",
 )
 register_constraint(
     "fk_contacts_workspace_id_owner_id_users", 422, ("body", "owner_id"), "No user with this id."

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.companies.repository import company_relation
 from crm_api.contacts.models import Contact, ContactEmail, ContactMetrics
@@ -56,6 +57,7 @@ CONTACT_FIELDS = {
     "source": FilterField(Kind.text, Contact.source),
     "owner_id": FilterField(Kind.id, Contact.owner_id),
     "company_id": FilterField(Kind.id, Contact.company_id),
+    "referred_by_id": FilterField(Kind.id, Contact.referred_by_id),
     **{
         f"consent.{channel}": choice(Contact.consent[channel]["status"].astext, ConsentStatus)
         for channel in ("email", "sms")
@@ -271,3 +273,84 @@ ORDER BY rank, key
 LIMIT :limit
 """
 )
+
+
+# Today's birthdays and customer anniversaries not yet announced this year, claimed (so one
+# transaction announces each, once) in the same statement that finds them.
+_CLAIM_BIRTHDAYS = text(
+    """
+INSERT INTO contact_occasions (workspace_id, contact_id, occasion, year)
+SELECT c.workspace_id, c.id, 'birthday', CAST(:year AS integer) FROM contacts c
+WHERE c.workspace_id = :workspace_id AND c.birthday IS NOT NULL AND c.deleted_at IS NULL
+  AND c.erased_at IS NULL
+  AND ((EXTRACT(MONTH FROM birthday) * 100 + EXTRACT(DAY FROM birthday))::integer)
+      = ANY(CAST(:month_days AS integer[]))
+  AND NOT EXISTS (
+    SELECT 1 FROM contact_occasions o WHERE o.workspace_id = c.workspace_id
+      AND o.contact_id = c.id AND o.occasion = 'birthday' AND o.year = CAST(:year AS integer))
+ORDER BY c.id LIMIT :limit
+ON CONFLICT DO NOTHING
+RETURNING contact_id
+"""
+)
+_CLAIM_ANNIVERSARIES = text(
+    """
+WITH firsts AS (
+  SELECT m.workspace_id, m.contact_id,
+         (m.first_order_at AT TIME ZONE CAST(:time_zone AS text))::date AS day
+  FROM contact_metrics m
+  WHERE m.workspace_id = :workspace_id AND m.first_order_at IS NOT NULL
+)
+INSERT INTO contact_occasions (workspace_id, contact_id, occasion, year)
+SELECT f.workspace_id, f.contact_id, 'customer_anniversary', CAST(:year AS integer) FROM firsts f
+JOIN contacts c ON c.workspace_id = f.workspace_id AND c.id = f.contact_id
+WHERE c.deleted_at IS NULL AND c.erased_at IS NULL
+  AND ((EXTRACT(MONTH FROM f.day) * 100 + EXTRACT(DAY FROM f.day))::integer)
+      = ANY(CAST(:month_days AS integer[]))
+  AND EXTRACT(YEAR FROM f.day) < CAST(:year AS integer)
+  AND NOT EXISTS (
+    SELECT 1 FROM contact_occasions o WHERE o.workspace_id = f.workspace_id
+      AND o.contact_id = f.contact_id AND o.occasion = 'customer_anniversary'
+      AND o.year = CAST(:year AS integer))
+ORDER BY f.contact_id LIMIT :limit
+ON CONFLICT DO NOTHING
+RETURNING contact_id
+"""
+)
+
+
+class OccasionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self,
+        occasion: str,
+        workspace_id: uuid.UUID,
+        time_zone: str,
+        year: int,
+        month_days: Sequence[int],
+        limit: int,
+    ) -> list[uuid.UUID]:
+        """Contacts whose `occasion` falls on one of these month-days (1225) this year and
+        has not been announced; marked announced."""
+        statement = _CLAIM_BIRTHDAYS if occasion == "birthday" else _CLAIM_ANNIVERSARIES
+        parameters = {
+            "workspace_id": workspace_id,
+            "year": year,
+            "month_days": list(month_days),
+            "limit": limit,
+            "time_zone": time_zone,
+        }
+        if occasion == "birthday":
+            del parameters["time_zone"]
+        return list((await self.session.execute(statement, parameters)).scalars())
+
+    async def first_orders(
+        self, workspace_id: uuid.UUID, contact_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, datetime]:
+        statement = select(ContactMetrics.contact_id, ContactMetrics.first_order_at).where(
+            ContactMetrics.workspace_id == workspace_id, ContactMetrics.contact_id.in_(contact_ids)
+        )
+        rows = await self.session.execute(statement)
+        return {contact_id: first for contact_id, first in rows if first is not None}

@@ -85,6 +85,9 @@ class ContactFields(InputSchema):
     consent: ConsentInput | None = None
     owner_id: uuid.UUID | None = None
     company_id: uuid.UUID | None = None
+    referred_by_id: uuid.UUID | None = Field(
+        default=None, description="The contact who referred them (loyalty referral rules)."
+    )
     custom_fields: CustomFields | None = None
 
 
@@ -186,6 +189,7 @@ class ContactRead(ReadSchema):
     consent: Consent
     owner_id: uuid.UUID | None
     company_id: uuid.UUID | None
+    referred_by_id: uuid.UUID | None
     custom_fields: dict[str, Any]
     merged_into_id: uuid.UUID | None = Field(
         description="Set on a contact merged into another (seen in its `contact.deleted` event); "
@@ -266,7 +270,9 @@ class MergeMoves(ReadSchema):
     deals: int
     feedback: int
     interactions: int
+    loyalty_entries: int = Field(description="Loyalty points entries (badges go with them).")
     orders: int
+    referrals: int = Field(description="Contacts they referred.")
     segments: int = Field(description="Static segments the survivor joined in their place.")
     ticket_comments: int
     tickets: int
@@ -325,3 +331,19 @@ class CompanyContactListParams(OwnedRecordListParams):
 
 class ContactListParams(CompanyContactListParams):
     company_id: uuid.UUID | None = None
+
+
+class Occasion(StrEnum):
+    birthday = "birthday"
+    customer_anniversary = "customer_anniversary"
+
+
+class ContactOccasionRead(ContactRead):
+    """The contact, on their birthday or the anniversary of their first order
+    (`contact.birthday`, `contact.customer_anniversary`)."""
+
+    occasion: Occasion
+    occasion_on: date = Field(description="The day, in the workspace's time zone.")
+    years: int | None = Field(
+        description="Their age (birthday) or years as a customer (anniversary)."
+    )

@@ -54,7 +54,7 @@ from crm_api.core.errors import (
 from crm_api.core.etag import check_if_match
 from crm_api.core.field_types import CustomFieldResource
 from crm_api.core.filters import SearchParams, search_description
-from crm_api.core.hooks import deleted, merged
+from crm_api.core.hooks import deleted, merged, repoint_on_merge
 from crm_api.core.pagination import decode_cursor, encode_cursor, fingerprint
 from crm_api.core.patch import Changes, assign
 from crm_api.core.phones import normalize_phone
@@ -146,9 +146,17 @@ def _emails_of(contact: Contact) -> list[str]:
 async def _check_references(
     session: AsyncSession, principal: Principal, data: ContactFields, contact: Contact | None = None
 ) -> None:
-    """The company must exist; a newly given owner must be an active user."""
+    """The company and referrer must exist; a newly given owner must be an active user."""
     if data.owner_id is not None and (contact is None or data.owner_id != contact.owner_id):
         await ensure_assignable_owners(session, principal, [data.owner_id])
+    referrer = data.referred_by_id
+    if referrer is not None and (contact is None or referrer != contact.referred_by_id):
+        if contact is not None and referrer == contact.id:
+            raise InvalidInput(("body", "referred_by_id"), "A contact cannot refer themselves.")
+        if referrer not in await ContactRepository(session).live_ids(
+            principal.workspace_id, [referrer]
+        ):
+            raise InvalidInput(("body", "referred_by_id"), f"No contact with id {referrer}.")
     if data.company_id is None:
         return
     live = await CompanyRepository(session).live_ids(principal.workspace_id, [data.company_id])
@@ -379,17 +387,23 @@ async def batch_upsert_contacts(
 async def _reference_errors(
     session: AsyncSession, principal: Principal, items: Sequence[tuple[int, ContactFields]]
 ) -> dict[int, ProblemError]:
-    """Items naming a company that is gone or an owner who is not an active user, checked for
-    all items in two queries."""
+    """Items naming a company or referrer that is gone or an owner who is not an active user,
+    checked for all items in three queries."""
     company_ids = [item.company_id for _, item in items if item.company_id is not None]
     live_companies = await CompanyRepository(session).live_ids(principal.workspace_id, company_ids)
     owner_ids = [item.owner_id for _, item in items if item.owner_id is not None]
     active_owners = await UserRepository(session).active_ids(principal.workspace_id, owner_ids)
+    referrer_ids = [item.referred_by_id for _, item in items if item.referred_by_id is not None]
+    live_referrers = await ContactRepository(session).live_ids(principal.workspace_id, referrer_ids)
     errors: dict[int, ProblemError] = {}
     for index, item in items:
         if item.company_id is not None and item.company_id not in live_companies:
             errors[index] = InvalidInput(
                 ("body", "company_id"), f"No company with id {item.company_id}."
+            )
+        elif item.referred_by_id is not None and item.referred_by_id not in live_referrers:
+            errors[index] = InvalidInput(
+                ("body", "referred_by_id"), f"No contact with id {item.referred_by_id}."
             )
         elif item.owner_id is not None and item.owner_id not in active_owners:
             errors[index] = InvalidInput(
@@ -652,3 +666,7 @@ async def list_duplicates(
     ]
     next_cursor = encode_cursor([page[-1][0], page[-1][2]], print_) if more else None
     return groups, next_cursor
+
+
+# Whom a merged contact referred, the survivor referred.
+repoint_on_merge("contact", "referrals", Contact, "referred_by_id")

@@ -34,16 +34,16 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # Runs the team: every record and its set-up, the metrics; no keys, webhooks or audit log.
     Role.manager: frozenset(
         _writes(*CRM_RECORDS, "pipelines", "segments", "sla_policies", "imports", "users")
-        | _writes("custom_fields", "metrics")
+        | _writes("custom_fields", "metrics", "loyalty")
         | _reads("events")
     ),
     Role.sales: frozenset(
         _writes("contacts", "companies", "deals", "interactions")
         | _reads("pipelines", "segments", "custom_fields", "users", "orders", "feedback")
-        | _reads("tickets", "metrics")
+        | _reads("tickets", "metrics", "loyalty")
     ),
     Role.support: frozenset(
-        _writes("contacts", "tickets", "interactions", "feedback")
+        _writes("contacts", "tickets", "interactions", "feedback", "loyalty")
         | _reads("companies", "sla_policies", "custom_fields", "users", "orders", "segments")
         | _reads("deals")
     ),
@@ -53,7 +53,7 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     ),
     # A system kept in sync: writes records, subscribes to webhooks, reads the event feed.
     Role.integration: frozenset(
-        _writes(*CRM_RECORDS, "imports", "webhooks")
+        _writes(*CRM_RECORDS, "imports", "webhooks", "loyalty")
         | _reads("pipelines", "custom_fields", "users", "segments", "sla_policies", "events")
     ),
 }

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Union, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -126,6 +127,17 @@ UtcDatetime = Annotated[
     Field(description="RFC 3339; without an offset, UTC."),
 ]
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone such as `Europe/Berlin`") from None
+    return name
+
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
 
 
 class ReadSchema(BaseModel):

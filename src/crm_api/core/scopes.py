@@ -21,6 +21,8 @@ class Scope(StrEnum):
     imports_write = "imports:write"
     interactions_read = "interactions:read"
     interactions_write = "interactions:write"
+    loyalty_read = "loyalty:read"
+    loyalty_write = "loyalty:write"
     metrics_read = "metrics:read"
     metrics_write = "metrics:write"
     orders_read = "orders:read"

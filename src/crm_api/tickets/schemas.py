@@ -3,7 +3,6 @@ from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -21,6 +20,7 @@ from crm_api.core.schemas import (
     ShortText,
     Stripped,
     Tags,
+    TimeZoneName,
     unique_tags,
 )
 from crm_api.tickets.sla import WEEKDAYS, TargetStatus, minute_of_day
@@ -99,14 +99,6 @@ class TimeWindow(InputSchema):
         return self
 
 
-def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not an IANA time zone such as `Europe/Berlin`") from None
-    return name
-
-
 DayWindows = Annotated[list[TimeWindow], Field(max_length=10)]
 
 
@@ -125,9 +117,7 @@ class BusinessHoursInput(InputSchema):
         }
     }
 
-    timezone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)] = Field(
-        examples=["Europe/Berlin"]
-    )
+    timezone: TimeZoneName = Field(examples=["Europe/Berlin"])
     monday: DayWindows = []
     tuesday: DayWindows = []
     wednesday: DayWindows = []

@@ -44,10 +44,12 @@ def emit(
     *,
     changes: Changes | None = None,
     endpoint_id: uuid.UUID | None = None,
+    resource_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Announce a change. `data` is the resource as the API returns it (so call this after the
     flush that gives it its final values); `changes` are an update's old and new values.
-    `endpoint_id` sends the event to that endpoint only, and keeps it out of the feed."""
+    `endpoint_id` sends the event to that endpoint only, and keeps it out of the feed.
+    `resource_id` names the resource of data without an `id` (a contact's loyalty account)."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}: add it to webhooks/catalog.py")
     sync_session = session.sync_session
@@ -55,7 +57,7 @@ def emit(
         id=new_id(),
         workspace_id=workspace_id,
         type=type,
-        resource_id=getattr(data, "id", None),
+        resource_id=resource_id or getattr(data, "id", None),
         data=data.model_dump(mode="json"),
         changes=None
         if changes is None

@@ -15,6 +15,8 @@ class Workspace(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(Text)
     # ISO 3166 alpha-2 region used to read phone numbers written without a country code.
     default_country: Mapped[str | None] = mapped_column(Text, default=None)
+    # IANA name: the day on which birthdays and anniversaries fall.
+    time_zone: Mapped[str] = mapped_column(Text, default="UTC", server_default="UTC")
 
 
 class ApiKey(WorkspaceScopedMixin, Base):

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Response
 
-from crm_api.core.auth import Principal, require_scope
+from crm_api.core.auth import Principal, authenticate, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
 from crm_api.core.idempotency import IdempotencyKey
@@ -13,15 +13,19 @@ from crm_api.core.responses import LINK_HEADER, LOCATION_HEADER
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
 from crm_api.workspaces import service
+from crm_api.workspaces.models import Workspace
 from crm_api.workspaces.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyListParams,
     ApiKeyPage,
     ApiKeyRead,
+    WorkspaceRead,
+    WorkspaceUpdate,
 )
 
 router = domain_router("api-keys")
+workspace_router = domain_router("workspace")
 
 Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 ApiKeyId = Annotated[uuid.UUID, Path(description="The API key's id (not the secret).")]
@@ -91,3 +95,23 @@ async def api_keys_get(api_key_id: ApiKeyId, session: DbSession, principal: Admi
 async def api_keys_revoke(api_key_id: ApiKeyId, session: DbSession, principal: Admin) -> Response:
     await service.revoke_api_key(session, principal, api_key_id)
     return Response(status_code=204)
+
+
+@workspace_router.get("/workspace", response_model=WorkspaceRead, summary="Get the key's workspace")
+async def workspace_get(
+    session: DbSession, principal: Annotated[Principal, Depends(authenticate)]
+) -> Workspace:
+    return await service.get_workspace(session, principal)
+
+
+@workspace_router.patch(
+    "/workspace",
+    response_model=WorkspaceRead,
+    summary="Update the workspace",
+    description="Its name, default country (for phone numbers) and time zone (the day "
+    "birthdays and anniversaries fall on). Event: `workspace.updated`.",
+)
+async def workspace_update(
+    data: WorkspaceUpdate, session: DbSession, principal: Admin
+) -> Workspace:
+    return await service.update_workspace(session, principal, data)

@@ -6,7 +6,14 @@ from pydantic import Field, computed_field
 
 from crm_api.core.pagination import Page
 from crm_api.core.roles import ROLES_DESCRIPTION, Role, key_scopes
-from crm_api.core.schemas import InputSchema, ListParams, ReadSchema, ShortText
+from crm_api.core.schemas import (
+    CountryCode,
+    InputSchema,
+    ListParams,
+    ReadSchema,
+    ShortText,
+    TimeZoneName,
+)
 from crm_api.core.scopes import Scope
 
 
@@ -62,3 +69,25 @@ class ApiKeyPage(Page[ApiKeyRead]):
 
 class ApiKeyListParams(ListParams):
     pass
+
+
+class WorkspaceRead(ReadSchema):
+    id: uuid.UUID
+    name: str
+    default_country: str | None = Field(
+        description="ISO 3166 alpha-2: phone numbers written without a country code are read "
+        "as this country's."
+    )
+    time_zone: str = Field(
+        description="IANA name: the day on which birthdays and anniversaries fall."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkspaceUpdate(InputSchema):
+    model_config = {"json_schema_extra": {"examples": [{"time_zone": "Europe/Berlin"}]}}
+
+    name: ShortText | None = None
+    default_country: CountryCode | None = None
+    time_zone: TimeZoneName | None = Field(default=None, examples=["Europe/Berlin"])

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.core.auth import Principal, generate_api_key, hash_api_key
 from crm_api.core.db import new_id
 from crm_api.core.errors import InvalidInput
-from crm_api.core.records import get_or_404, list_records
+from crm_api.core.records import apply_fields, get_or_404, list_records
 from crm_api.core.roles import Role
 from crm_api.core.scopes import Scope
 from crm_api.users.service import ensure_assignable_owners
@@ -19,7 +19,13 @@ from crm_api.workspaces.repository import (
     ApiKeyRepository,
     WorkspaceRepository,
 )
-from crm_api.workspaces.schemas import ApiKeyCreate, ApiKeyListParams, ApiKeyRead
+from crm_api.workspaces.schemas import (
+    ApiKeyCreate,
+    ApiKeyListParams,
+    ApiKeyRead,
+    WorkspaceRead,
+    WorkspaceUpdate,
+)
 
 
 def _new_key(
@@ -117,3 +123,27 @@ async def revoke_api_key(session: AsyncSession, principal: Principal, id: uuid.U
     await session.flush()
     await session.refresh(key, ["revoked_at"])
     emit(session, key.workspace_id, "api_key.deleted", ApiKeyRead.model_validate(key))
+
+
+async def get_workspace(session: AsyncSession, principal: Principal) -> Workspace:
+    workspace = await session.get(Workspace, principal.workspace_id)
+    assert workspace is not None  # the key that called belongs to it
+    return workspace
+
+
+async def update_workspace(
+    session: AsyncSession, principal: Principal, data: WorkspaceUpdate
+) -> Workspace:
+    workspace = await get_workspace(session, principal)
+    sent = data.model_fields_set
+    for field in ("name", "time_zone"):
+        if field in sent and getattr(data, field) is None:
+            raise InvalidInput(("body", field), f"A workspace always has its {field}.")
+    changes = apply_fields(workspace, data, sent)
+    if changes:
+        workspace.updated_at = func.now()
+        await session.flush()
+        await session.refresh(workspace, ["updated_at"])
+        read = WorkspaceRead.model_validate(workspace)
+        emit(session, workspace.id, "workspace.updated", read, changes=changes)
+    return workspace
