@@ -27,6 +27,10 @@ async def test_the_program_is_created_then_replaced_under_if_match(
     client: AsyncClient, tenant: Tenant
 ) -> None:
     assert_problem(await client.get("/v1/loyalty/program", headers=tenant.headers), 404)
+    nothing_to_match = {**tenant.headers, "If-Match": '"1"'}
+    answer = await client.put("/v1/loyalty/program", json=PROGRAM, headers=nothing_to_match)
+    assert_problem(answer, 412)
+    assert_problem(await client.get("/v1/loyalty/program", headers=tenant.headers), 404)
     created = await client.put("/v1/loyalty/program", json=PROGRAM, headers=tenant.headers)
     assert created.status_code == 201, created.text
     assert created.headers["ETag"] == '"1"'
@@ -126,6 +130,7 @@ async def test_tiers_change_exactly_at_their_thresholds(
     await _adjust(client, tenant, contact["id"], -1)  # 1999: back to silver
     summary = await account(client, tenant, contact["id"])
     assert (summary["tier"]["key"], summary["tier_points"]) == ("silver", 1999)
+    assert [b["key"] for b in summary["badges"]] == ["thousand"]  # adjustments count as earned
     changes = await events_of(client, tenant, "*.tier_upgraded,*.tier_downgraded")
     assert [(e["type"], e["changes"]["tier_key"]["new"]) for e in changes] == [
         ("loyalty_account.tier_upgraded", "silver"),

@@ -146,7 +146,8 @@ async def post_entry(
     reason: str,
     **fields: Any,
 ) -> LoyaltyEntry:
-    """Add an entry to a locked account and keep the account, its tier and badges in step."""
+    """Add an entry to a locked account and keep the account and its tier in step (badges are
+    the caller's to award, once its entries are made)."""
     entry = LoyaltyEntry(
         id=new_id(),
         workspace_id=account.workspace_id,
@@ -176,7 +177,6 @@ async def post_entry(
     )
     if entry.earned_at is not None:
         await review_tier(session, program, account, now)
-        await award_badges(session, program, account)
     return entry
 
 
@@ -285,12 +285,14 @@ async def adjust_points(
     expires_at = None
     if data.points > 0 and program is not None and program.points_expire_after_days:
         expires_at = now + timedelta(days=program.points_expire_after_days)
-    return await post_entry(
+    entry = await post_entry(
         session, program, account, now,
         kind="adjust", points=data.points, reason=data.reason, reference=data.reference,
         earned_at=now, expires_at=expires_at,
         api_key_id=principal.api_key_id, user_id=principal.user_id,
     )  # fmt: skip
+    await award_badges(session, program, account)
+    return entry
 
 
 async def list_entries(
