@@ -339,3 +339,13 @@ async def test_a_merge_moves_points_history_and_badges_to_the_survivor(
     assert (summary["balance"], summary["lifetime_points"]) == (145, 145)
     assert [b["key"] for b in summary["badges"]] == ["first-order"]
     assert len(await entries(client, tenant, survivor["id"])) == 2
+
+
+async def test_a_bad_entries_query_is_422(client: AsyncClient, tenant: Tenant) -> None:
+    contact = await create_contact(client, tenant)
+    url = f"/v1/contacts/{contact['id']}/loyalty/entries"
+    for query in ("kind=gift", "sort=points", "limit=0", "cursor=nonsense", "extra=1"):
+        answer = await client.get(f"{url}?{query}", headers=tenant.headers)
+        assert_problem(answer, 422)
+    answer = await client.get("/v1/contacts/not-an-id/loyalty/entries", headers=tenant.headers)
+    assert_problem(answer, 422, loc=["path", "contact_id"])

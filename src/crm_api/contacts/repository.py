@@ -334,6 +334,7 @@ class OccasionRepository:
     ) -> list[uuid.UUID]:
         """Contacts whose `occasion` falls on one of these month-days (1225) this year and
         has not been announced; marked announced."""
+        # A birthday is a date; a first order's day depends on the time zone.
         statement = _CLAIM_BIRTHDAYS if occasion == "birthday" else _CLAIM_ANNIVERSARIES
         parameters = {
             "workspace_id": workspace_id,
@@ -342,8 +343,6 @@ class OccasionRepository:
             "limit": limit,
             "time_zone": time_zone,
         }
-        if occasion == "birthday":
-            del parameters["time_zone"]
         return list((await self.session.execute(statement, parameters)).scalars())
 
     async def first_orders(
