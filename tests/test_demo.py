@@ -33,6 +33,11 @@ async def test_demo_workspace_is_seeded_once_and_keeps_its_key(
     timeline = await client.get(f"/v1/contacts/{rated['contact_id']}/timeline", headers=headers)
     assert {"ticket", "ticket_comment", "feedback"} <= {e["kind"] for e in timeline.json()["data"]}
 
+    scoring = (await client.get("/v1/lead-scoring", headers=headers)).json()
+    assert [r["key"] for r in scoring["fit_rules"]] == ["vip", "software", "qualified"]
+    playbooks = (await client.get("/v1/playbooks", headers=headers)).json()["playbooks"]
+    assert [p["key"] for p in playbooks] == ["hot-lead", "newsletter"]
+
     async with sessionmaker() as session:
         assert await ensure_demo_workspace(session, key) == key  # still valid: kept
         replaced = await ensure_demo_workspace(session, "crm_not-a-key")

@@ -58,6 +58,20 @@ async def _first(client: AsyncClient, tenant: Tenant, path: str) -> str:
     return str(response.json()["data"][0]["id"])
 
 
+async def _lead_score_model(
+    client: AsyncClient, owner: Tenant, stages: list[dict[str, Any]]
+) -> str:
+    """A lead scoring set-up and a model trained on 5 won and 5 lost deals."""
+    scoring = example_body_of("LeadScoringInput")
+    answer = await client.put("/v1/lead-scoring", json=scoring, headers=owner.headers)
+    assert answer.status_code == 201, answer.text
+    closed = [s["id"] for s in stages if s["kind"] != "open"]
+    for index in range(10):
+        contact = await create_contact(client, owner)
+        await create_deal(client, owner, closed[index % 2], contact_ids=[contact["id"]])
+    return str((await _post(client, owner, "/v1/lead-scoring/models", None))["id"])
+
+
 async def build_world(client: AsyncClient, owner: Tenant) -> dict[str, str]:
     """One of everything the API can name, in the owner's workspace: path parameter → value."""
     ids: dict[str, str] = {}
@@ -104,6 +118,11 @@ async def build_world(client: AsyncClient, owner: Tenant) -> dict[str, str]:
     assert loyalty.status_code == 201, loyalty.text
     points = {"points": 300, "reason": "Welcome"}
     await _post(client, owner, f"/v1/contacts/{contact['id']}/loyalty/adjustments", points)
+    ids["model_id"] = await _lead_score_model(client, owner, pipeline["stages"])
+    playbooks = await client.put(
+        "/v1/playbooks", json=example_body_of("PlaybooksInput"), headers=owner.headers
+    )
+    assert playbooks.status_code == 201, playbooks.text
     segment = {"name": "Static", "kind": "static"}
     ids["segment_id"] = (await _post(client, owner, "/v1/segments", segment))["id"]
     run = {"as_of": "2026-12-01T00:00:00Z"}

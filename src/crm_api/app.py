@@ -39,6 +39,8 @@ from crm_api.interactions.router import router as interactions_router
 from crm_api.loyalty.router import router as loyalty_router
 from crm_api.orders.router import router as orders_router
 from crm_api.personal_data.router import router as personal_data_router
+from crm_api.playbooks.router import router as playbooks_router
+from crm_api.scoring.router import router as scoring_router
 from crm_api.segments.router import router as segments_router
 from crm_api.settings import Settings, get_settings
 from crm_api.tasks import periodic_tasks
@@ -69,6 +71,8 @@ V1_ROUTERS = (
     orders_router,
     loyalty_router,
     segments_router,
+    scoring_router,
+    playbooks_router,
     analytics_router,
     timeline_router,
     audit_router,

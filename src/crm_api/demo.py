@@ -25,6 +25,10 @@ from crm_api.interactions.schemas import InteractionCreate
 from crm_api.interactions.service import create_interaction
 from crm_api.orders.schemas import OrderCreate
 from crm_api.orders.service import create_order
+from crm_api.playbooks.schemas import PlaybooksInput
+from crm_api.playbooks.service import put_playbooks
+from crm_api.scoring.schemas import LeadScoringInput
+from crm_api.scoring.service import put_config
 from crm_api.tickets.schemas import CommentCreate, SlaPolicyCreate, TicketCreate, TicketUpdate
 from crm_api.tickets.service import create_comment, create_sla_policy, create_ticket, update_ticket
 from crm_api.users.models import User
@@ -171,6 +175,40 @@ async def _seed(session: AsyncSession, principal: Principal) -> None:
         contacts.append(contact)
     await _seed_deals(session, principal, rng, companies, reps)
     await _seed_service(session, principal, rng, contacts, reps)
+    await _seed_scoring_and_playbooks(session, principal)
+
+
+async def _seed_scoring_and_playbooks(session: AsyncSession, principal: Principal) -> None:
+    """Lead scoring rules (the worker scores every contact within seconds) and two playbooks."""
+    scoring = {
+        "fit_rules": [
+            {"key": "vip", "label": "Tagged VIP", "points": 25,
+             "filter": {"field": "tags", "op": "contains", "value": "vip"}},
+            {"key": "software", "label": "Software company", "points": 20,
+             "filter": {"field": "company.industry", "op": "eq", "value": "Software"}},
+            {"key": "qualified", "label": "Qualified or customer", "points": 20,
+             "filter": {"field": "lifecycle_stage", "op": "in", "value": ["qualified", "customer"]},
+             },
+        ],
+        "engagement_rules": [
+            {"key": "touches", "label": "Interactions in the last 90 days", "within_days": 90,
+             "points_each": 5, "max_points": 35},
+        ],
+    }  # fmt: skip
+    await put_config(session, principal, LeadScoringInput.model_validate(scoring), None)
+    playbooks = {
+        "playbooks": [
+            {"key": "hot-lead", "name": "Hot lead",
+             "when": {"field": "metrics.lead_score", "op": "gte", "value": 60},
+             "owner_task": {"title": "Call {{full_name}} this week", "due_in_days": 3},
+             "message": {"channels": ["email"], "subject": "A demo for {{company_name|you}}?",
+                         "template": "Hi {{first_name|there}}, shall we show you around?"}},
+            {"key": "newsletter", "name": "Newsletter", "skip_with_open_tickets": False,
+             "when": {"field": "tags", "op": "contains", "value": "newsletter"},
+             "message": {"channels": ["email"], "template": "News for {{first_name|you}}"}},
+        ]
+    }  # fmt: skip
+    await put_playbooks(session, principal, PlaybooksInput.model_validate(playbooks), None)
 
 
 async def _seed_deals(

@@ -15,6 +15,8 @@ from crm_api.imports.models import Import, ImportChunk, ImportRowError
 from crm_api.interactions.models import Interaction
 from crm_api.loyalty.models import LoyaltyAccount, LoyaltyBadgeAward, LoyaltyEntry, LoyaltyProgram
 from crm_api.orders.models import Order, OrderLine
+from crm_api.playbooks.models import Playbooks
+from crm_api.scoring.models import LeadScoreModel, LeadScoring
 from crm_api.segments import metrics  # noqa: F401  (keeps contact metrics and segments current)
 from crm_api.segments.models import Segment, SegmentMember, StaleContact
 from crm_api.tickets.models import SlaPolicy, Ticket, TicketComment, TicketStatusChange
@@ -52,6 +54,8 @@ __all__ = [
     "ImportChunk",
     "ImportRowError",
     "Interaction",
+    "LeadScoreModel",
+    "LeadScoring",
     "LoyaltyAccount",
     "LoyaltyBadgeAward",
     "LoyaltyEntry",
@@ -59,6 +63,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "Pipeline",
+    "Playbooks",
     "Segment",
     "SegmentMember",
     "SlaPolicy",

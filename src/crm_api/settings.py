@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="How often a worker applies loyalty earning rules to new events, and "
         "expires points and reviews tiers whose time has come.",
     )
+    lead_score_scan_seconds: float = Field(
+        default=2,
+        gt=0,
+        description="How often a worker scores again the contacts that changed, and the next "
+        "page of a pass over every contact.",
+    )
     occasion_scan_seconds: float = Field(
         default=300,
         gt=0,

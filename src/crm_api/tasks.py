@@ -8,6 +8,7 @@ from crm_api.core.periodic import PeriodicTask
 from crm_api.imports.service import run_waiting_imports
 from crm_api.loyalty.earning import apply_earning_rules
 from crm_api.loyalty.service import expire_points, review_due_tiers
+from crm_api.scoring.service import score_leads
 from crm_api.segments.service import refresh_due_segments, refresh_stale_members
 from crm_api.settings import Settings
 from crm_api.tickets.service import announce_due_breaches
@@ -36,6 +37,9 @@ def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
         PeriodicTask("loyalty earning", loyalty_every, apply_earning_rules),
         PeriodicTask("loyalty expiry", loyalty_every, expire_points),
         PeriodicTask("loyalty tiers", loyalty_every, review_due_tiers),
+        PeriodicTask(
+            "lead scores", timedelta(seconds=settings.lead_score_scan_seconds), score_leads
+        ),
         PeriodicTask(
             "occasions", timedelta(seconds=settings.occasion_scan_seconds), announce_occasions
         ),

@@ -55,6 +55,22 @@ def _give_the_example_contact_a_record(database_url: str, live: LiveServer) -> N
     asyncio.run(move())
 
 
+def _close_deals(live: LiveServer) -> None:
+    """Five won and five lost deals, each with a contact of its own."""
+    stages = [{"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]
+    pipeline = httpx.post(
+        f"{live.url}/v1/pipelines", json={"name": "History", "stages": stages},
+        headers=live.headers,
+    ).raise_for_status().json()  # fmt: skip
+    for index in range(10):
+        contact = httpx.post(
+            f"{live.url}/v1/contacts", json={"first_name": f"Closed {index}"}, headers=live.headers
+        ).raise_for_status().json()  # fmt: skip
+        deal = {"name": f"Deal {index}", "stage_id": pipeline["stages"][index % 2]["id"],
+                "contact_ids": [contact["id"]]}  # fmt: skip
+        httpx.post(f"{live.url}/v1/deals", json=deal, headers=live.headers).raise_for_status()
+
+
 @pytest.fixture(scope="package")
 def live_server(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -68,11 +84,19 @@ def live_server(
             httpx.post(
                 f"{live.url}/v1/pipelines", json=pipeline, headers=live.headers
             ).raise_for_status()
-            # A loyalty program, which its GET needs to answer 200.
-            program = json.loads(SPEC.read_text())["components"]["schemas"]["LoyaltyProgramInput"]
-            httpx.put(
-                f"{live.url}/v1/loyalty/program", json=program["examples"][0], headers=live.headers
-            ).raise_for_status()
+            # A loyalty program, lead scoring and playbooks, which their GETs need to answer
+            # 200, and won and lost deals for a model to be trained on.
+            schemas = json.loads(SPEC.read_text())["components"]["schemas"]
+            for path, name in (
+                ("loyalty/program", "LoyaltyProgramInput"),
+                ("lead-scoring", "LeadScoringInput"),
+                ("playbooks", "PlaybooksInput"),
+            ):
+                httpx.put(
+                    f"{live.url}/v1/{path}", json=schemas[name]["examples"][0],
+                    headers=live.headers,
+                ).raise_for_status()  # fmt: skip
+            _close_deals(live)
             _give_the_example_contact_a_record(database_url, live)
             yield live
     finally:

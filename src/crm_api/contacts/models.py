@@ -201,6 +201,13 @@ class ContactMetrics(Base):
     rfm_segment: Mapped[str | None] = mapped_column(Text, default=None)
     scored_at: Mapped[datetime | None] = mapped_column(default=None)
     clv_run_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # The lead score (scoring/): 0-100, the factors that add up to it, when it was computed.
+    lead_score: Mapped[int | None] = mapped_column(SmallInteger, default=None)
+    lead_score_factors: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSONB(none_as_null=True), default=None
+    )
+    lead_score_model_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    lead_scored_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ContactOccasion(Base):

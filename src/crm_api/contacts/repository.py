@@ -45,6 +45,9 @@ METRIC_FIELDS = {
     "rfm_monetary_score": FilterField(Kind.number, ContactMetrics.rfm_monetary_score),
     "rfm_segment": FilterField(Kind.text, ContactMetrics.rfm_segment),
     "scored_at": FilterField(Kind.datetime, ContactMetrics.scored_at),
+    # 0-100 (GET /v1/contacts/{id}/lead-score); none until the worker first scores the contact.
+    "lead_score": FilterField(Kind.number, ContactMetrics.lead_score),
+    "lead_scored_at": FilterField(Kind.datetime, ContactMetrics.lead_scored_at),
 }
 CONTACT_FIELDS = {
     **record_fields(Contact),

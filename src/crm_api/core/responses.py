@@ -1,8 +1,9 @@
 """Response headers the record endpoints share, and their OpenAPI declarations."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Response
+from pydantic import BaseModel
 
 from crm_api.core.etag import is_not_modified, set_etag
 
@@ -38,3 +39,32 @@ def not_modified(if_none_match: str | None, version: int) -> Response | None:
         set_etag(response, version)
         return response
     return None
+
+
+# A workspace document (core/documents.py): read with its ETag, replaced whole by PUT.
+DOCUMENT_GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": ETAG_HEADER},
+    304: {"description": "Not modified"},
+}
+DOCUMENT_PUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": ETAG_HEADER, "description": "Replaced"},
+    201: {"headers": ETAG_HEADER, "description": "Created"},
+}
+S = TypeVar("S", bound=BaseModel)
+
+
+def document_read(
+    response: Response, if_none_match: str | None, document: Any, schema: type[S]
+) -> S | Response:
+    """The document with its ETag, or 304 when the client's copy is current."""
+    if (unchanged := not_modified(if_none_match, document.version)) is not None:
+        return unchanged
+    set_etag(response, document.version)
+    return schema.model_validate(document)
+
+
+def document_put(response: Response, document: Any, created: bool, schema: type[S]) -> S:
+    """201 when the PUT created the document, else 200; its ETag either way."""
+    response.status_code = 201 if created else 200
+    set_etag(response, document.version)
+    return schema.model_validate(document)

@@ -34,18 +34,18 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     # Runs the team: every record and its set-up, the metrics; no keys, webhooks or audit log.
     Role.manager: frozenset(
         _writes(*CRM_RECORDS, "pipelines", "segments", "sla_policies", "imports", "users")
-        | _writes("custom_fields", "metrics", "loyalty")
+        | _writes("custom_fields", "metrics", "loyalty", "scoring", "playbooks")
         | _reads("events")
     ),
     Role.sales: frozenset(
         _writes("contacts", "companies", "deals", "interactions")
         | _reads("pipelines", "segments", "custom_fields", "users", "orders", "feedback")
-        | _reads("tickets", "metrics", "loyalty")
+        | _reads("tickets", "metrics", "loyalty", "scoring", "playbooks")
     ),
     Role.support: frozenset(
         _writes("contacts", "tickets", "interactions", "feedback", "loyalty")
         | _reads("companies", "sla_policies", "custom_fields", "users", "orders", "segments")
-        | _reads("deals")
+        | _reads("deals", "playbooks")
     ),
     # Reads everything the CRM holds and runs the models; changes no record.
     Role.analyst: frozenset(

@@ -39,6 +39,15 @@ ShortText = Annotated[
 LongText = Annotated[
     str, StringConstraints(min_length=1, max_length=5000, pattern=NOT_BLANK), Stripped
 ]
+Key = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
+    Field(
+        description="Your stable name for it: lower-case letters, digits, `-` and `_`; what is "
+        "recorded refers to it.",
+        examples=["gold"],
+    ),
+]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=NOT_BLANK), Stripped]
 PostalCode = Annotated[
     str, StringConstraints(min_length=1, max_length=20, pattern=NOT_BLANK), Stripped

@@ -17,6 +17,7 @@ from crm_api.loyalty.repository import LoyaltyEntryRepository, LoyaltyRepository
 from crm_api.loyalty.schemas import DEFAULT_PROFILE_FIELDS
 from crm_api.loyalty.service import award_badges, post_entry
 from crm_api.webhooks.models import Event
+from crm_api.webhooks.repository import EventRepository
 
 # The events rules are applied to; at most this many per program per transaction.
 EVENT_TYPES = (
@@ -38,7 +39,7 @@ async def apply_earning_rules(session: AsyncSession, now: datetime, limit: int =
     behind = await repository.programs_behind(limit)
     for program, last_sequence in behind:
         through = min(last_sequence, program.event_sequence + BATCH)
-        events = await repository.events(
+        events = await EventRepository(session).between(
             program.workspace_id, program.event_sequence, through, EVENT_TYPES
         )
         for event in events:

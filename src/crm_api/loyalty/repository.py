@@ -14,7 +14,7 @@ from crm_api.core.repository import Repository
 from crm_api.feedback.models import Feedback
 from crm_api.loyalty.models import LoyaltyAccount, LoyaltyBadgeAward, LoyaltyEntry, LoyaltyProgram
 from crm_api.loyalty.schemas import LoyaltyEntryListParams
-from crm_api.webhooks.models import Event, EventCounter
+from crm_api.webhooks.models import EventCounter
 
 ENTRY_ID_SORT = SortField(LoyaltyEntry.id, uuid.UUID)
 ENTRY_SORTS = {"created_at": SortField(LoyaltyEntry.created_at, datetime)}
@@ -138,32 +138,6 @@ class LoyaltyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def program(
-        self, workspace_id: uuid.UUID, *, for_update: bool = False
-    ) -> LoyaltyProgram | None:
-        statement = select(LoyaltyProgram).where(LoyaltyProgram.workspace_id == workspace_id)
-        if for_update:
-            statement = statement.with_for_update()
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def create_program(
-        self, workspace_id: uuid.UUID, values: dict[str, Any], event_sequence: int
-    ) -> bool:
-        """Store the workspace's program unless it has one; whether it was stored."""
-        statement = (
-            insert(LoyaltyProgram)
-            .values(workspace_id=workspace_id, event_sequence=event_sequence, **values)
-            .on_conflict_do_nothing()
-            .returning(LoyaltyProgram.workspace_id)
-        )
-        return (await self.session.execute(statement)).first() is not None
-
-    async def last_sequence(self, workspace_id: uuid.UUID) -> int:
-        statement = select(EventCounter.last_sequence).where(
-            EventCounter.workspace_id == workspace_id
-        )
-        return int((await self.session.execute(statement)).scalar_one_or_none() or 0)
-
     async def programs_behind(self, limit: int) -> list[tuple[LoyaltyProgram, int]]:
         """Enabled programs with events they have not seen, locked (others' left to them),
         each with the workspace's last event sequence."""
@@ -178,22 +152,6 @@ class LoyaltyRepository:
             .with_for_update(of=LoyaltyProgram, skip_locked=True)
         )
         return [(row[0], int(row[1])) for row in (await self.session.execute(statement)).all()]
-
-    async def events(
-        self, workspace_id: uuid.UUID, after: int, through: int, types: Sequence[str]
-    ) -> list[Event]:
-        statement = (
-            select(Event)
-            .where(
-                Event.workspace_id == workspace_id,
-                Event.sequence > after,
-                Event.sequence <= through,
-                Event.type.in_(types),
-                Event.endpoint_id.is_(None),
-            )
-            .order_by(Event.sequence)
-        )
-        return list((await self.session.execute(statement)).scalars())
 
     async def account(
         self, workspace_id: uuid.UUID, contact_id: uuid.UUID

@@ -6,10 +6,16 @@ from fastapi import Depends, Path, Query, Request, Response
 from crm_api.core.auth import Principal, require_scope
 from crm_api.core.db import DbSession
 from crm_api.core.errors import problem_responses
-from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader, set_etag
+from crm_api.core.etag import IfMatchHeader, IfNoneMatchHeader
 from crm_api.core.idempotency import IdempotencyKey
 from crm_api.core.pagination import set_link_header
-from crm_api.core.responses import ETAG_HEADER, LINK_HEADER, not_modified
+from crm_api.core.responses import (
+    DOCUMENT_GET_RESPONSES,
+    DOCUMENT_PUT_RESPONSES,
+    LINK_HEADER,
+    document_put,
+    document_read,
+)
 from crm_api.core.routing import domain_router
 from crm_api.core.scopes import Scope
 from crm_api.loyalty import service
@@ -40,11 +46,7 @@ EARNING = (
 @router.get(
     "/loyalty/program",
     response_model=LoyaltyProgramRead,
-    responses={
-        200: {"headers": ETAG_HEADER},
-        304: {"description": "Not modified"},
-        **problem_responses(404),
-    },
+    responses={**DOCUMENT_GET_RESPONSES, **problem_responses(404)},
     summary="Get the loyalty program",
 )
 async def loyalty_program_get(
@@ -54,20 +56,13 @@ async def loyalty_program_get(
     if_none_match: IfNoneMatchHeader = None,
 ) -> LoyaltyProgramRead | Response:
     program = await service.get_program(session, principal)
-    if (unchanged := not_modified(if_none_match, program.version)) is not None:
-        return unchanged
-    set_etag(response, program.version)
-    return LoyaltyProgramRead.model_validate(program)
+    return document_read(response, if_none_match, program, LoyaltyProgramRead)
 
 
 @router.put(
     "/loyalty/program",
     response_model=LoyaltyProgramRead,
-    responses={
-        200: {"headers": ETAG_HEADER, "description": "Replaced"},
-        201: {"headers": ETAG_HEADER, "description": "Created"},
-        **problem_responses(412),
-    },
+    responses={**DOCUMENT_PUT_RESPONSES, **problem_responses(412)},
     summary="Create or replace the loyalty program",
     description="The whole program: earning rules, tiers and badges. " + EARNING + " Changed "
     "tiers or window: every account's tier is looked at again. Events: "
@@ -81,9 +76,7 @@ async def loyalty_program_put(
     if_match: IfMatchHeader = None,
 ) -> LoyaltyProgramRead:
     program, created = await service.put_program(session, principal, data, if_match)
-    response.status_code = 201 if created else 200
-    set_etag(response, program.version)
-    return LoyaltyProgramRead.model_validate(program)
+    return document_put(response, program, created, LoyaltyProgramRead)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from crm_api.core.schemas import (
     CurrencyCode,
     InputSchema,
     JsonInteger,
+    Key,
     ListParams,
     LongText,
     ReadSchema,
@@ -21,15 +22,6 @@ from crm_api.feedback.schemas import FeedbackKind
 
 MAX_POINTS = 1_000_000_000
 Points = Annotated[int, Field(ge=1, le=MAX_POINTS), JsonInteger]
-Key = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$"),
-    Field(
-        description="Your stable name for it: lower-case letters, digits, `-` and `_`; entries "
-        "and accounts refer to it.",
-        examples=["gold"],
-    ),
-]
 PointsPerUnit = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{1,6}([.][0-9]{1,4})?$"),

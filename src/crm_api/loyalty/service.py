@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_api.contacts.repository import ContactRepository
 from crm_api.core.auth import Principal
 from crm_api.core.db import new_id
-from crm_api.core.errors import Conflict, NotFound, PreconditionFailed
-from crm_api.core.etag import check_if_match
+from crm_api.core.documents import document_of, document_or_404, put_document
+from crm_api.core.errors import Conflict
 from crm_api.core.hooks import on_merge
-from crm_api.core.patch import Changes, assign
+from crm_api.core.patch import Changes
 from crm_api.core.records import get_or_404, list_records
 from crm_api.loyalty.models import LoyaltyAccount, LoyaltyEntry, LoyaltyProgram
 from crm_api.loyalty.repository import (
@@ -42,6 +42,7 @@ from crm_api.loyalty.schemas import (
     TierRead,
 )
 from crm_api.webhooks.events import emit
+from crm_api.webhooks.repository import EventRepository
 
 DEFAULT_TIER_WINDOW_DAYS = 365
 PROGRAM_FIELDS = (
@@ -63,10 +64,10 @@ class InsufficientPoints(Conflict):
 
 
 async def get_program(session: AsyncSession, principal: Principal) -> LoyaltyProgram:
-    program = await LoyaltyRepository(session).program(principal.workspace_id)
-    if program is None:
-        raise NotFound("This workspace has no loyalty program yet: PUT /v1/loyalty/program.")
-    return program
+    return await document_or_404(
+        session, LoyaltyProgram, principal.workspace_id,
+        "This workspace has no loyalty program yet: PUT /v1/loyalty/program.",
+    )  # fmt: skip
 
 
 async def put_program(
@@ -75,35 +76,23 @@ async def put_program(
     """Create or replace the program; (program, whether it was created). Earning starts with
     the events after it is stored, and again after it is re-enabled."""
     data.check_unique()
-    repository = LoyaltyRepository(session)
     workspace_id = principal.workspace_id
     values: dict[str, Any] = data.model_dump(mode="json", include=set(PROGRAM_FIELDS))
     values["tiers"] = sorted(values["tiers"], key=lambda tier: tier["min_points"])
-    now = datetime.now(UTC)
-    # Of two first PUTs, one creates and the other, waiting on it, replaces what it made.
-    created = await repository.create_program(
-        workspace_id, values, await repository.last_sequence(workspace_id)
-    )
-    program = await repository.program(workspace_id, for_update=True)
-    assert program is not None
+    feed = EventRepository(session)
+    program, created, changes = await put_document(
+        session, LoyaltyProgram, workspace_id, values, if_match,
+        event_sequence=await feed.last_sequence(workspace_id),
+    )  # fmt: skip
     if created:
-        if if_match is not None:
-            raise PreconditionFailed("There is no program yet for If-Match to match.")
         _announce_program(session, "created", program)
         return program, True
-    check_if_match(if_match, program.version)
-    was_enabled = program.enabled
-    changes: Changes = {}
-    for field, value in values.items():
-        assign(program, changes, field, value)
     if not changes:
         return program, False
-    if program.enabled and not was_enabled:
-        program.event_sequence = await repository.last_sequence(workspace_id)
+    if "enabled" in changes and program.enabled:
+        program.event_sequence = await feed.last_sequence(workspace_id)
     if "tiers" in changes or "tier_window_days" in changes:
-        await repository.review_all_tiers(workspace_id, now)
-    program.version += 1
-    program.updated_at = now
+        await LoyaltyRepository(session).review_all_tiers(workspace_id, datetime.now(UTC))
     await session.flush()
     _announce_program(session, "updated", program, changes)
     return program, False
@@ -265,7 +254,7 @@ async def redeem_points(
     account's row lock, so the balance never goes below what was there."""
     account = await _locked_account(session, principal, contact_id)
     _spend_check(account, data.points)
-    program = await LoyaltyRepository(session).program(principal.workspace_id)
+    program = await document_of(session, LoyaltyProgram, principal.workspace_id)
     return await post_entry(
         session, program, account, datetime.now(UTC),
         kind="redeem", points=-data.points, reason=data.reason, reference=data.reference,
@@ -280,7 +269,7 @@ async def adjust_points(
     account = await _locked_account(session, principal, contact_id)
     if data.points < 0:
         _spend_check(account, -data.points)
-    program = await LoyaltyRepository(session).program(principal.workspace_id)
+    program = await document_of(session, LoyaltyProgram, principal.workspace_id)
     now = datetime.now(UTC)
     expires_at = None
     if data.points > 0 and program is not None and program.points_expire_after_days:
@@ -361,7 +350,7 @@ async def get_account(
 ) -> LoyaltyAccountRead:
     await get_or_404(ContactRepository(session), principal.workspace_id, contact_id, "contact")
     repository = LoyaltyRepository(session)
-    program = await repository.program(principal.workspace_id)
+    program = await document_of(session, LoyaltyProgram, principal.workspace_id)
     account = await repository.account(principal.workspace_id, contact_id)
     return await _account_read(session, program, account, datetime.now(UTC), contact_id)
 
@@ -408,7 +397,9 @@ async def review_due_tiers(session: AsyncSession, now: datetime, limit: int = 20
     programs: dict[uuid.UUID, LoyaltyProgram | None] = {}
     for account in accounts:
         if account.workspace_id not in programs:
-            programs[account.workspace_id] = await repository.program(account.workspace_id)
+            programs[account.workspace_id] = await document_of(
+                session, LoyaltyProgram, account.workspace_id
+            )
         await review_tier(session, programs[account.workspace_id], account, now)
     return len(accounts)
 

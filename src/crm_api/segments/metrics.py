@@ -6,6 +6,7 @@ the worker to look at its segments again (segments.service.refresh_stale_members
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -75,13 +76,15 @@ ACTIVITY = frozenset({"order", "feedback", "ticket"})
 Touched = defaultdict[uuid.UUID, set[uuid.UUID]]
 
 
-def _contacts_named(event: PendingEvent) -> set[uuid.UUID]:
+def contacts_named(
+    type: str, resource_id: object, data: dict[str, Any], changes: dict[str, Any] | None
+) -> set[uuid.UUID]:
     """The contacts an event is about: the contact itself, the one it was merged into, or the
-    contact of an order, feedback or ticket, before and after a move."""
-    names = {event.data.get("contact_id"), event.data.get("merged_into_id")}
-    if event.type.startswith("contact."):
-        names.add(str(event.resource_id))
-    moved = (event.changes or {}).get("contact_id")
+    contact of an order, feedback, ticket or interaction, before and after a move."""
+    names = {data.get("contact_id"), data.get("merged_into_id")}
+    if type.startswith("contact."):
+        names.add(str(resource_id))
+    moved = (changes or {}).get("contact_id")
     if moved:
         names |= {moved["old"], moved["new"]}
     return {uuid.UUID(str(name)) for name in names if name}
@@ -99,7 +102,7 @@ def _keep_metrics_and_segments(session: Session, pending: Sequence[PendingEvent]
         if noun == "company" and event.type != "company.created":
             companies[event.workspace_id].add(uuid.UUID(str(event.resource_id)))
         elif noun == "contact" or noun in ACTIVITY:
-            contacts = _contacts_named(event)
+            contacts = contacts_named(event.type, event.resource_id, event.data, event.changes)
             touched[event.workspace_id] |= contacts
             if noun in ACTIVITY:
                 with_activity[event.workspace_id] |= contacts

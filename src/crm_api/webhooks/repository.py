@@ -21,6 +21,7 @@ from crm_api.core.pagination import SortField
 from crm_api.core.repository import Repository
 from crm_api.webhooks.models import (
     Event,
+    EventCounter,
     WebhookDelivery,
     WebhookDeliveryAttempt,
     WebhookEndpoint,
@@ -170,6 +171,29 @@ class EventRepository(Repository[Event]):
         if occurred_before is not None:
             where.append(Event.occurred_at < occurred_before)
         return where
+
+    async def last_sequence(self, workspace_id: uuid.UUID) -> int:
+        """The sequence of the workspace's latest event (0: none yet)."""
+        statement = select(EventCounter.last_sequence).where(
+            EventCounter.workspace_id == workspace_id
+        )
+        return int((await self.session.execute(statement)).scalar_one_or_none() or 0)
+
+    async def between(
+        self, workspace_id: uuid.UUID, after: int, through: int, types: Sequence[str]
+    ) -> list[Event]:
+        """The feed's events after one sequence through another, of these types (wildcards as
+        in the feed's `type` parameter), in order: what the worker's feed readers take."""
+        statement = (
+            self.scoped(workspace_id)
+            .where(
+                Event.sequence > after,
+                Event.sequence <= through,
+                *self.feed_filters(types, None, None, None, None),
+            )
+            .order_by(Event.sequence)
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     async def get_any(self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> list[Event]:
         """Events by id, those for one endpoint included (the dispatcher sends them)."""
