@@ -94,7 +94,8 @@ async def _make_data(session: AsyncSession, principal: Principal, contacts: int)
         ),
         {"w": workspace_id},
     )
-    # A closed deal for one contact in four: won when the contact is a VIP or qualified.
+    # A closed deal for one contact in four: won by 70 % of VIPs, 45 % of the qualified, 15 % of
+    # the others.
     stages = [{"name": "Won", "kind": "won"}, {"name": "Lost", "kind": "lost"}]
     pipeline = await create_pipeline(
         session, principal, PipelineCreate.model_validate({"name": "Bench", "stages": stages})
@@ -102,14 +103,14 @@ async def _make_data(session: AsyncSession, principal: Principal, contacts: int)
     won, lost = pipeline.stages
     await execute(
         text(
-            "WITH picked AS (SELECT id, tags, lifecycle_stage, row_number() OVER (ORDER BY id) n "
+            "WITH picked AS (SELECT id, row_number() OVER (ORDER BY id) n, "
+            "abs(hashtext(id::text)) % 100 < CASE WHEN 'vip' = ANY(tags) THEN 70 "
+            "WHEN lifecycle_stage = 'qualified' THEN 45 ELSE 15 END AS won "
             "FROM contacts WHERE workspace_id = :w), "
             "deals_made AS (INSERT INTO deals (workspace_id, id, name, pipeline_id, stage_id, "
             "status, closed_at) SELECT :w, gen_random_uuid(), 'D' || n, :p, "
-            "CASE WHEN 'vip' = ANY(tags) OR (lifecycle_stage = 'qualified' AND n % 2 = 0) "
-            "THEN CAST(:won AS uuid) ELSE CAST(:lost AS uuid) END, "
-            "CASE WHEN 'vip' = ANY(tags) OR (lifecycle_stage = 'qualified' AND n % 2 = 0) "
-            "THEN 'won' ELSE 'lost' END, now() - interval '10 days' "
+            "CASE WHEN won THEN CAST(:won AS uuid) ELSE CAST(:lost AS uuid) END, "
+            "CASE WHEN won THEN 'won' ELSE 'lost' END, now() - interval '10 days' "
             "FROM picked WHERE n % 4 = 0 RETURNING id, name) "
             "INSERT INTO deal_contacts (workspace_id, deal_id, contact_id) "
             "SELECT :w, d.id, p.id FROM deals_made d JOIN picked p ON d.name = 'D' || p.n"
@@ -126,6 +127,8 @@ async def main(database_url: str, contacts: int) -> None:
         workspace, key, _ = await create_workspace(session, f"Scoring bench {uuid.uuid4().hex[:6]}")
         principal = Principal(workspace.id, key.id, frozenset({Scope.admin}))
         await _make_data(session, principal, contacts)
+    async with engine.begin() as connection:  # fresh statistics, as autovacuum would give
+        await connection.execute(text("ANALYZE"))
 
     async def full_pass() -> tuple[float, int]:
         started, rounds = time.perf_counter(), 0

@@ -31,7 +31,7 @@ from crm_api.workspaces.service import create_workspace
 from tests.serving import LiveServer
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
-EXAMPLES = int(os.environ.get("CRM_SCHEMATHESIS_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("CRM_SCHEMATHESIS_EXAMPLES", "20"))
 DERANDOMIZE = os.environ.get("CI") == "true"
 
 # The committed document (test_openapi.py keeps it equal to what the app serves). Loaded eagerly:

@@ -127,7 +127,8 @@ async def next_actions(
     document = await document_of(session, Playbooks, workspace_id)
     stored = document.playbooks if document else []
     playbooks = [p for p in (Playbook.model_validate(s) for s in stored) if p.active]
-    in_segments = [p for p in playbooks if p.segment_id is None or p.segment_id in segment_ids]
+    segments = await SegmentRepository(session).live_by_ids(workspace_id, segment_ids)
+    in_segments = [p for p in playbooks if p.segment_id is None or p.segment_id in segments]
     conditions = []
     for playbook in in_segments:
         try:
@@ -138,27 +139,21 @@ async def next_actions(
     matching = [p for p, yes in zip(in_segments, selected, strict=True) if yes]
     actions: list[NextAction] = []
     held_back: list[HeldBack] = []
-    values: dict[str, str | None] = {}
     if matching:
         values = await _template_values(repository, contact)
         today = datetime.now(UTC).astimezone(ZoneInfo(await repository.time_zone(workspace_id)))
-        segments = await SegmentRepository(session).live_by_ids(workspace_id, segment_ids)
         for playbook in matching:
-            if playbook.skip_with_open_tickets and signals.open_ticket_count > 0:
-                held_back.append(
-                    HeldBack(playbook_key=playbook.key, reason=HeldBackReason.open_tickets)
-                )
-                continue
             reasons = []
             if playbook.segment_id is not None:
                 reasons.append(f"In the segment {segments[playbook.segment_id].name!r}")
             if playbook.when is not None:
                 reasons.append("Selected by the playbook's `when` filter")
-            action = _action(playbook, contact, consent, values, today.date(), reasons)
-            if action is None:
-                held_back.append(
-                    HeldBack(playbook_key=playbook.key, reason=HeldBackReason.no_consent)
-                )
+            if playbook.skip_with_open_tickets and signals.open_ticket_count > 0:
+                action: NextAction | HeldBackReason = HeldBackReason.open_tickets
+            else:
+                action = _action(playbook, contact, consent, values, today.date(), reasons)
+            if isinstance(action, HeldBackReason):
+                held_back.append(HeldBack(playbook_key=playbook.key, reason=action))
             else:
                 actions.append(action)
     return NextActions(contact_id=contact_id, signals=signals, data=actions, held_back=held_back)
@@ -187,9 +182,9 @@ def _action(
     values: dict[str, Any],
     today: date,
     reasons: list[str],
-) -> NextAction | None:
-    """What the playbook says to do for the contact; None when all it does is a message and no
-    channel of it may be used."""
+) -> NextAction | HeldBackReason:
+    """What the playbook says to do for the contact; held back when all it does is a message and
+    no channel of it may be used."""
     values = {**values, "offer": playbook.offer}
     message, passed_over = None, []
     if playbook.message is not None:
@@ -211,7 +206,7 @@ def _action(
             due_on=today + timedelta(days=playbook.owner_task.due_in_days),
         )  # fmt: skip
     if message is None and task is None and playbook.offer is None:
-        return None
+        return HeldBackReason.no_consent
     return NextAction(
         playbook_key=playbook.key, playbook_name=playbook.name, reasons=reasons or [EVERYONE],
         offer=playbook.offer, message=message, channels_without_consent=passed_over,

@@ -105,9 +105,9 @@ class LeadScoringRepository:
         interactions."""
         if not targets:
             return []
-        wanted = select(
-            func.unnest(IDS).label("contact_id"), func.unnest(AS_OF).label("as_of")
-        ).subquery("wanted")
+        # The pairs as a table: unnest(ids, as_of) AS wanted(contact_id, as_of).
+        pairs = func.unnest(IDS, AS_OF).table_valued("contact_id", "as_of")
+        wanted = pairs.render_derived("wanted")
         as_of = wanted.c.as_of
 
         def since(days: int) -> ColumnElement[bool]:
