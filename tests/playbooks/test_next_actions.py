@@ -283,6 +283,7 @@ async def test_another_workspaces_contact_is_404(
     theirs = await create_contact(client, other_tenant)
     answer = await client.get(f"/v1/contacts/{theirs['id']}/next-actions", headers=tenant.headers)
     assert_problem(answer, 404)
+    assert_problem(await client.get("/v1/contacts/nope/next-actions", headers=tenant.headers), 422)
     mine = await create_contact(client, other_tenant, consent={"email": "granted"})
     # Without playbooks of its own a workspace gets no actions (not another's).
     body = await _actions(client, other_tenant, mine["id"])

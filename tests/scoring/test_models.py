@@ -136,6 +136,24 @@ async def test_models_are_listed_newest_first_and_read_by_id(
     assert (await client.get("/v1/lead-scoring/models", headers=reader.headers)).status_code == 200
 
 
+async def test_a_retried_training_with_its_idempotency_key_trains_once(
+    client: AsyncClient, tenant: Tenant
+) -> None:
+    await put_scoring(client, tenant)
+    await _history(client, tenant, won=5, lost=5)
+    headers = {**tenant.headers, "Idempotency-Key": "train-1"}
+    first = await client.post("/v1/lead-scoring/models", headers=headers)
+    again = await client.post("/v1/lead-scoring/models", headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    listed = await client.get("/v1/lead-scoring/models", headers=tenant.headers)
+    assert [m["id"] for m in listed.json()["data"]] == [first.json()["id"]]
+    bad = {**tenant.headers, "Idempotency-Key": "has space"}
+    assert_problem(await client.post("/v1/lead-scoring/models", headers=bad), 422)
+    assert_problem(await client.get("/v1/lead-scoring/models/nope", headers=tenant.headers), 422)
+    assert_problem(await client.get("/v1/lead-scoring/models?limit=0", headers=tenant.headers), 422)
+
+
 async def test_concurrent_trainings_run_one_after_another(
     live_client: AsyncClient, live_tenant: Tenant
 ) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_api.analytics.load import TIMESTAMP, UUID_KEY
 from crm_api.analytics.models import ClvRun, ClvRunCustomer
-from crm_api.contacts.models import Contact, ContactMetrics
+from crm_api.contacts.models import Contact
 from crm_api.core.db import driver_connection
 from crm_api.core.pagination import PageRequest, SortField, keyset_after, order_by
 from crm_api.core.repository import Repository
@@ -197,11 +197,6 @@ class MetricsRepository:
             .limit(1)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def of_contact(
-        self, workspace_id: uuid.UUID, contact_id: uuid.UUID
-    ) -> ContactMetrics | None:
-        return await self.session.get(ContactMetrics, (workspace_id, contact_id))
 
 
 class ClvRunRepository(Repository[ClvRun]):

@@ -298,7 +298,7 @@ async def contact_metrics(
 ) -> ContactMetricsRead:
     """A contact without activity has no metrics row: its counts are 0, the rest unknown."""
     await get_or_404(ContactRepository(session), principal.workspace_id, contact_id, "contact")
-    row = await MetricsRepository(session).of_contact(principal.workspace_id, contact_id)
+    row = await ContactRepository(session).metrics_of(principal.workspace_id, contact_id)
     if row is None:
         return ContactMetricsRead.model_validate(
             {

@@ -199,6 +199,12 @@ class ContactRepository(Repository[Contact]):
         )
         return {email: [contact] for contact, email in await self.session.execute(statement)}
 
+    async def metrics_of(
+        self, workspace_id: uuid.UUID, contact_id: uuid.UUID
+    ) -> ContactMetrics | None:
+        """What the contact's activity adds up to (None: no orders, feedback or tickets yet)."""
+        return await self.session.get(ContactMetrics, (workspace_id, contact_id))
+
     async def merged_into(self, workspace_id: uuid.UUID, id: uuid.UUID) -> uuid.UUID | None:
         """Where a merged contact's id leads (None: it was not merged, or does not exist)."""
         statement = select(Contact.merged_into_id).where(

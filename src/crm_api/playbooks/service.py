@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, false, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_api.companies.repository import CompanyRepository
 from crm_api.contacts.models import Contact
 from crm_api.contacts.repository import CONTACT_FILTERS, ContactRepository
 from crm_api.contacts.schemas import ConsentStatus
@@ -37,6 +38,7 @@ from crm_api.playbooks.schemas import (
 from crm_api.playbooks.templates import render, unknown_placeholders
 from crm_api.segments.repository import SegmentRepository
 from crm_api.webhooks.events import emit
+from crm_api.workspaces.service import get_workspace
 
 EVERYONE = "For every contact"
 
@@ -109,9 +111,10 @@ async def next_actions(
 ) -> NextActions:
     workspace_id = principal.workspace_id
     contact = await get_or_404(ContactRepository(session), workspace_id, contact_id, "contact")
-    repository = PlaybookRepository(session)
-    metrics = await repository.metrics_of(workspace_id, contact_id)
-    segment_ids = await repository.segment_ids_of(workspace_id, contact_id)
+    metrics = await ContactRepository(session).metrics_of(workspace_id, contact_id)
+    segment_repository = SegmentRepository(session)
+    member_of = segment_repository.segment_ids_of(workspace_id, contact_id)
+    segment_ids = sorted((await session.execute(member_of)).scalars())
     consent = {
         channel: ConsentStatus(contact.consent.get(channel.value, {}).get("status", "unknown"))
         for channel in MessageChannel
@@ -127,7 +130,7 @@ async def next_actions(
     document = await document_of(session, Playbooks, workspace_id)
     stored = document.playbooks if document else []
     playbooks = [p for p in (Playbook.model_validate(s) for s in stored) if p.active]
-    segments = await SegmentRepository(session).live_by_ids(workspace_id, segment_ids)
+    segments = await segment_repository.live_by_ids(workspace_id, segment_ids)
     in_segments = [p for p in playbooks if p.segment_id is None or p.segment_id in segments]
     conditions = []
     for playbook in in_segments:
@@ -135,13 +138,14 @@ async def next_actions(
             conditions.append(await _condition(session, workspace_id, playbook, ("when",)))
         except InvalidInput:  # a custom field its filter names was deleted since
             conditions.append(false())
-    selected = await repository.selects(workspace_id, contact_id, conditions)
+    selected = await PlaybookRepository(session).selects(workspace_id, contact_id, conditions)
     matching = [p for p, yes in zip(in_segments, selected, strict=True) if yes]
     actions: list[NextAction] = []
     held_back: list[HeldBack] = []
     if matching:
-        values = await _template_values(repository, contact)
-        today = datetime.now(UTC).astimezone(ZoneInfo(await repository.time_zone(workspace_id)))
+        values = await _template_values(session, contact)
+        time_zone = (await get_workspace(session, principal)).time_zone
+        today = datetime.now(UTC).astimezone(ZoneInfo(time_zone))
         for playbook in matching:
             reasons = []
             if playbook.segment_id is not None:
@@ -159,19 +163,17 @@ async def next_actions(
     return NextActions(contact_id=contact_id, signals=signals, data=actions, held_back=held_back)
 
 
-async def _template_values(
-    repository: PlaybookRepository, contact: Contact
-) -> dict[str, str | None]:
+async def _template_values(session: AsyncSession, contact: Contact) -> dict[str, str | None]:
     names = [n for n in (contact.first_name, contact.last_name) if n]
     company = None
     if contact.company_id is not None:
-        company = await repository.company_name(contact.workspace_id, contact.company_id)
+        company = await CompanyRepository(session).get(contact.workspace_id, contact.company_id)
     return {
         "first_name": contact.first_name,
         "last_name": contact.last_name,
         "full_name": " ".join(names) or contact.email,
         "email": contact.email,
-        "company_name": company,
+        "company_name": company.name if company else None,
     }
 
 

@@ -218,6 +218,3 @@ class LeadScoringRepository:
             ),
             list(rows),
         )
-
-    async def score(self, workspace_id: uuid.UUID, contact_id: uuid.UUID) -> ContactMetrics | None:
-        return await self.session.get(ContactMetrics, (workspace_id, contact_id))

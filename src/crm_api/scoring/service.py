@@ -335,7 +335,7 @@ async def get_lead_score(
     session: AsyncSession, principal: Principal, contact_id: uuid.UUID
 ) -> LeadScoreRead:
     await get_or_404(ContactRepository(session), principal.workspace_id, contact_id, "contact")
-    metrics = await LeadScoringRepository(session).score(principal.workspace_id, contact_id)
+    metrics = await ContactRepository(session).metrics_of(principal.workspace_id, contact_id)
     if metrics is None or metrics.lead_scored_at is None:
         return LeadScoreRead(
             contact_id=contact_id, score=None, factors=[], model_id=None, scored_at=None
